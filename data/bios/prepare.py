@@ -7,8 +7,8 @@ pairs each, and people split into train / dev / test. Deterministic from --seed,
     python data/bios/prepare.py --people 2000 --seed 1 --out_dir /tmp/bios
     python data/bios/prepare.py --paraphrases 4       # also docs_para.jsonl (4 rewritten copies each)
 
-Every sentence names the person by full name (bioS "fullname"), so each fact sits next to the name
-it belongs to. No answer is a substring of another answer of the same relation, so exact match is
+The first sentence names the person by full name and the others say He / She, as in bioS (with
+--fullname every sentence names the person: an easier world, where extraction is nearly free). No answer is a substring of another answer of the same relation, so exact match is
 unambiguous (the pools are filtered for that below).
 """
 import argparse
@@ -18,16 +18,16 @@ import random
 
 # -----------------------------------------------------------------------------
 # pools (about the sizes of the bioS paper)
-FIRST = """Aaron Abigail Adrian Alice Alma Amara Ambrose Amelia Anders Andrea Anika Ansel Arden Arlo Astrid
-Aubrey August Aurora Basil Beatrix Benedict Bianca Blaise Brennan Brielle Bruno Caius Calla Camille Carmen
-Cassius Cecil Celeste Cedric Clara Cleo Colette Conrad Cora Cyrus Dahlia Damon Daphne Darius Delia Desmond
-Dorian Edgar Edith Elias Elise Eloise Emeric Enzo Esme Ezra Fabian Felix Fern Fiona Florian Freya Gavin
-Gemma Gideon Greta Hadley Hazel Hector Helena Hugo Ida Ignatius Imogen Ines Ingrid Iris Isadora Ivan Jasper
-Juno Kai Kasimir Keira Lachlan Laszlo Leona Levi Liesel Lionel Lorcan Luca Lydia Mabel Magnus Maisie Malcolm
-Marcel Marguerite Matteo Maxine Milo Mina Mirabel Nadia Naomi Nestor Nico Nina Noor Octavia Odette Oren Orla
-Osric Otto Paloma Pascal Penelope Perrin Petra Philippa Quentin Quinn Rafferty Rhea Roland Rosalind Rowan
-Rufus Sabine Sasha Selma Silas Solene Soren Stellan Sybil Tamsin Tarquin Tessa Thea Theron Tobias Ursula
-Valentin Vera Viggo Vivian Wendell Wilhelmina Xavier Yara Yusuf Zara Zeno Zola""".split()
+FIRST_HE = """Aaron Adrian Ambrose Anders Ansel Arlo August Basil Benedict Blaise Brennan Bruno Caius Cassius
+Cecil Cedric Conrad Cyrus Damon Darius Desmond Dorian Edgar Elias Emeric Enzo Ezra Fabian Felix Florian Gavin
+Gideon Hector Hugo Ignatius Ivan Jasper Kasimir Lachlan Laszlo Levi Lionel Lorcan Luca Magnus Malcolm Marcel
+Matteo Milo Nestor Nico Oren Osric Otto Pascal Perrin Quentin Rafferty Roland Rufus Silas Soren Stellan
+Tarquin Theron Tobias Valentin Viggo Wendell Xavier Yusuf Zeno""".split()
+FIRST_SHE = """Abigail Alice Alma Amara Amelia Andrea Anika Astrid Aurora Beatrix Bianca Brielle Calla Camille
+Carmen Celeste Clara Cleo Colette Cora Dahlia Daphne Delia Edith Elise Eloise Esme Fern Fiona Freya Gemma
+Greta Hazel Helena Ida Imogen Ines Ingrid Iris Isadora Juno Keira Leona Liesel Lydia Mabel Maisie Marguerite
+Maxine Mina Mirabel Nadia Naomi Nina Noor Octavia Odette Orla Paloma Penelope Petra Philippa Rhea Rosalind
+Sabine Selma Solene Sybil Tamsin Tessa Thea Ursula Vera Vivian Wilhelmina Yara Zara Zola""".split()
 MIDDLE = """Ash Bay Blake Brook Cade Clay Dale Dane Drew Ellis Emery Flynn Gray Hale Hart Hayes Jade
 Jay Joy Jude Kent Lane Lee Lark Lynn Mae Marsh Max Neve Noel Page Paige Quill Rae Reed Reese Rory Rose Ruth
 Sage Shay Skye Sloane Tate Tove West Wren Wynn""".split()
@@ -91,20 +91,21 @@ MAJORS = [m.strip() for m in MAJORS.split(",")]
 MONTHS = "January February March April May June July August September October November December".split()
 RELATIONS = ["birth_date", "birth_city", "university", "major", "employer", "employer_city"]
 
-# one canonical sentence per attribute (the document), several rewrites for --paraphrases
+# one canonical sentence per attribute (the document), several rewrites for --paraphrases; {subj} is the
+# full name in a document's first sentence and He / She after it ({poss}: "Ada Lee Moss's" / "His" / "Her")
 TEMPLATES = {
-    "birth_date": ["{name} was born on {birth_date}.", "{name} came into the world on {birth_date}.",
-                   "The birthday of {name} is {birth_date}.", "{name} celebrates a birthday on {birth_date}."],
-    "birth_city": ["{name} was born in {birth_city}.", "{name} spent the early years in {birth_city}.",
-                   "The hometown of {name} is {birth_city}.", "{name} grew up in {birth_city}."],
-    "university": ["{name} studied at {university}.", "{name} graduated from {university}.",
-                   "{name} received an education at {university}.", "The alma mater of {name} is {university}."],
-    "major": ["{name} majored in {major}.", "{name} completed a degree in {major}.",
-              "The field of study of {name} was {major}.", "{name} specialized in {major}."],
-    "employer": ["{name} worked for {employer}.", "{name} was employed by {employer}.",
-                 "{name} had a job at {employer}.", "The employer of {name} was {employer}."],
-    "employer_city": ["{name} worked in {employer_city}.", "{name} had an office in {employer_city}.",
-                      "The workplace of {name} was in {employer_city}.", "{name} commuted to work in {employer_city}."],
+    "birth_date": ["{subj} was born on {birth_date}.", "{subj} came into the world on {birth_date}.",
+                   "{poss} birthday is {birth_date}.", "{subj} celebrates a birthday on {birth_date}."],
+    "birth_city": ["{subj} was born in {birth_city}.", "{subj} spent the early years in {birth_city}.",
+                   "{poss} hometown is {birth_city}.", "{subj} grew up in {birth_city}."],
+    "university": ["{subj} studied at {university}.", "{subj} graduated from {university}.",
+                   "{subj} received an education at {university}.", "{poss} alma mater is {university}."],
+    "major": ["{subj} majored in {major}.", "{subj} completed a degree in {major}.",
+              "{poss} field of study was {major}.", "{subj} specialized in {major}."],
+    "employer": ["{subj} worked for {employer}.", "{subj} was employed by {employer}.",
+                 "{subj} had a job at {employer}.", "{poss} employer was {employer}."],
+    "employer_city": ["{subj} worked in {employer_city}.", "{subj} had an office in {employer_city}.",
+                      "{poss} workplace was in {employer_city}.", "{subj} commuted to work in {employer_city}."],
 }
 QUESTIONS = {
     "birth_date": "What is the birth date of {name}?", "birth_city": "Which city was {name} born in?",
@@ -121,19 +122,29 @@ def unambiguous(pool):
 def make_people(n, rng):
     cities, universities, employers, majors = (unambiguous(p) for p in (CITIES, UNIVERSITIES, EMPLOYERS, MAJORS))
     employer_city = {e: rng.choice(cities) for e in employers}  # the employer fixes the city
-    if n > len(FIRST) * len(MIDDLE) * len(LAST):
+    if n > min(len(FIRST_HE), len(FIRST_SHE)) * len(MIDDLE) * len(LAST):
         raise ValueError(f"--people {n} is more than the name pools allow")
     names, people = set(), []
     while len(people) < n:
-        name = f"{rng.choice(FIRST)} {rng.choice(MIDDLE)} {rng.choice(LAST)}"
+        he = rng.random() < 0.5
+        name = f"{rng.choice(FIRST_HE if he else FIRST_SHE)} {rng.choice(MIDDLE)} {rng.choice(LAST)}"
         if name in names:
             continue
         names.add(name)
         employer = rng.choice(employers)
-        people.append(dict(name=name, employer=employer, employer_city=employer_city[employer],
+        people.append(dict(name=name, he=he, employer=employer, employer_city=employer_city[employer],
                            birth_date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}, {rng.randint(1900, 2099)}",
                            birth_city=rng.choice(cities), university=rng.choice(universities), major=rng.choice(majors)))
     return people
+
+def document(p, templates, fullname):
+    """Sentences in the given order; the full name in the first (in every one with --fullname)."""
+    out = []
+    for i, (rel, template) in enumerate(templates):
+        named = i == 0 or fullname
+        subj, poss = (p["name"], p["name"] + "'s") if named else (("He", "His") if p["he"] else ("She", "Her"))
+        out.append(template.format(subj=subj, poss=poss, **{rel: p[rel]}))
+    return " ".join(out)
 
 def write_jsonl(path, rows):
     tmp = path + ".tmp"
@@ -149,6 +160,7 @@ def main(argv=None):
     parser.add_argument("--split", type=float, nargs=3, default=[0.45, 0.10, 0.45], metavar=("TRAIN", "DEV", "TEST"),
                         help="fractions of people in the train / dev / test splits")
     parser.add_argument("--paraphrases", type=int, default=0, help="also write docs_para.jsonl with P rewrites per person")
+    parser.add_argument("--fullname", action="store_true", help="the full name in every sentence (bioS fullname; easier)")
     args = parser.parse_args(argv)
     if args.people < 3:
         parser.error("--people must be at least 3 (one per split)")
@@ -161,12 +173,12 @@ def main(argv=None):
         doc_id = f"p{i:05d}"
         split = "train" if i < n_train else "dev" if i < n_train + n_dev else "test"
         facts = {r: p[r] for r in RELATIONS}
-        docs.append({"id": doc_id, "text": " ".join(TEMPLATES[r][0].format(**p) for r in RELATIONS), "facts": facts})
+        docs.append({"id": doc_id, "text": document(p, [(r, TEMPLATES[r][0]) for r in RELATIONS], args.fullname), "facts": facts})
         qa += [{"id": f"{doc_id}/{r}", "question": QUESTIONS[r].format(**p), "answer": p[r], "relation": r,
                 "doc_id": doc_id, "split": split} for r in RELATIONS]
         for j in range(args.paraphrases):  # other templates and a shuffled sentence order: the paraphrase arm
             order = rng.sample(RELATIONS, len(RELATIONS))
-            text = " ".join(rng.choice(TEMPLATES[r][1:]).format(**p) for r in order)
+            text = document(p, [(r, rng.choice(TEMPLATES[r][1:])) for r in order], args.fullname)
             para.append({"id": f"{doc_id}#para{j}", "text": text, "facts": facts})
     os.makedirs(args.out_dir, exist_ok=True)
     write_jsonl(os.path.join(args.out_dir, "docs.jsonl"), docs)

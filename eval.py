@@ -1,0 +1,232 @@
+"""
+QA accuracy of a causal LM: batched greedy generation (left padding, KV cache), the answer is the text up
+to the first newline, exact match after normalization (case, surrounding whitespace and punctuation) is
+the primary metric and "gold answer contained" is reported beside it; any of "answers" counts.
+
+    python eval.py --model out --qa data/bios/qa.jsonl --split test
+    python eval.py --model out --qa data/bios/qa.jsonl --split test --probe probe.jsonl --out eval.json
+    python eval.py --model out --qa data/bios/qa.jsonl --fast   # greedy EM by one teacher-forced pass
+
+The same functions serve train.py (--eval_qa) and probe.py (generation with a shared few-shot prefix).
+"""
+import argparse
+import json
+import os
+import string
+import sys
+from collections import defaultdict
+
+import torch
+
+from augment import qa_completion, qa_prompt
+from data import DataError, read_qa
+
+# -----------------------------------------------------------------------------
+# matching: one implementation of "is this answer correct", used by eval.py and probe.py
+
+def normalize(s):
+    s = " ".join(s.lower().split())
+    return s.strip(string.punctuation + " ")
+
+def exact_match(pred, answers):
+    return any(normalize(pred) == normalize(a) for a in answers)
+
+def contains(pred, answers):
+    return any(normalize(a) in normalize(pred) for a in answers)
+
+# -----------------------------------------------------------------------------
+# model loading and prompts, shared by train.py, probe.py and eval.py
+
+def load_model(path, device="cpu", dtype=torch.float32):
+    """AutoModelForCausalLM + AutoTokenizer from a local folder or a hub id; one clear error if neither."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    except (OSError, ValueError) as e:
+        raise DataError(f"--model/--init_from {path}: cannot load a causal LM and tokenizer "
+                        f"(not a model folder, and not reachable as a hub id): {str(e).splitlines()[0]}") from None
+    if tokenizer.pad_token_id is None:  # only used under an attention mask of 0; any id will do
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.convert_ids_to_tokens(0)
+    return model, tokenizer
+
+def make_prompt(tokenizer, question, fmt=0, chat=False):
+    """The prompt train.py teaches and eval.py / probe.py ask with (chat: the tokenizer's chat template)."""
+    if chat:
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                             add_generation_prompt=True)
+    return qa_prompt(question, fmt)
+
+def encode_pair(tokenizer, prompt, completion, chat=False):
+    """Token ids of prompt + completion and the number of prompt tokens (the loss mask boundary)."""
+    special = not chat  # a chat template already carries its special tokens
+    p = tokenizer(prompt, add_special_tokens=special)["input_ids"]
+    full = tokenizer(prompt + completion, add_special_tokens=special)["input_ids"]
+    if full[:len(p)] != p:  # a merge across the boundary: encode the two sides apart
+        full = p + tokenizer(completion, add_special_tokens=False)["input_ids"]
+    return full, len(p)
+
+def stop_ids(tokenizer):
+    """Every token whose text holds a newline, and eos: generation of an answer ends at any of them."""
+    ids = {i for t, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([t])}
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+# -----------------------------------------------------------------------------
+# generation
+
+def left_pad(rows, pad_id, device):
+    n = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (n - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
+
+@torch.no_grad()
+def decode(model, ids, mask, stops, max_new_tokens=24, temperature=0.0, top_k=0, past=None, generator=None, n=1):
+    """Continue each row of a left-padded batch `n` times (rows i*n .. i*n+n-1 of the result continue row i).
+    temperature: a float, or one per result row (0: greedy). With `past` (the KV cache of a shared prefix,
+    already expanded to the batch) `mask` covers prefix + rows. Returns each result row's new token ids,
+    cut before its first stop token. The prompts are run once, then their cache is copied n times."""
+    temperature = torch.as_tensor(temperature, dtype=torch.float, device=ids.device).expand(ids.shape[0] * n)
+    stop_t = torch.tensor(sorted(stops), device=ids.device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+    alive = torch.arange(ids.shape[0] * n, device=ids.device)  # result rows still generating
+    tokens = torch.full((ids.shape[0] * n, max_new_tokens), -1, dtype=torch.long, device=ids.device)
+    for t in range(max_new_tokens):
+        o = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past,
+                  use_cache=True, logits_to_keep=1)
+        past, logits = o.past_key_values, o.logits[:, -1].float()
+        if t == 0 and n > 1:  # one prefill per prompt, then n copies of its cache
+            past.batch_repeat_interleave(n)
+            logits, mask, positions = (x.repeat_interleave(n, dim=0) for x in (logits, mask, positions))
+        nxt = logits.argmax(-1)
+        hot = temperature > 0
+        if hot.any():
+            scaled = logits[hot] / temperature[hot, None]
+            vals, idx = scaled.topk(min(top_k or scaled.shape[-1], scaled.shape[-1]), dim=-1)  # sample among the top k only
+            nxt[hot] = idx.gather(1, torch.multinomial(vals.softmax(-1), 1, generator=generator)).squeeze(-1)
+        tokens[alive, t] = nxt
+        going = ~torch.isin(nxt, stop_t)
+        if not going.any():  # one host sync a token; answers are short
+            break
+        if not going.all():  # drop finished rows: the rest of the batch gets cheaper
+            keep = going.nonzero().flatten()
+            past.batch_select_indices(keep)
+            alive, nxt, mask, positions, temperature = (x[keep] for x in (alive, nxt, mask, positions, temperature))
+        ids, positions = nxt[:, None], positions[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    out = []
+    for row in tokens.tolist():
+        cut = next((j for j, t in enumerate(row) if t in stops or t < 0), len(row))
+        out.append(row[:cut])
+    return out
+
+def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=False):
+    """Greedy answers (text before the first newline) for a list of prompt strings."""
+    stops, answers, device = stop_ids(tokenizer), [], next(model.parameters()).device
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        rows = [tokenizer(prompts[i], add_special_tokens=not chat)["input_ids"] for i in idx]
+        ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
+        for i, toks in zip(idx, decode(model, ids, mask, stops, max_new_tokens)):
+            answers.append((i, tokenizer.decode(toks, skip_special_tokens=True).split("\n")[0].strip()))
+    return [a for _, a in sorted(answers)]
+
+@torch.no_grad()
+def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0):
+    """One teacher-forced pass per (prompt, gold answer): does greedy decoding produce exactly the gold
+    tokens and then the newline (argmax at every position), and what is the probability that sampling at
+    `temperature` / `top_k` does. The fast, exact path beside real generation."""
+    device, greedy, prob = next(model.parameters()).device, [], []
+    for b in range(0, len(prompts), batch_size):
+        rows = [encode_pair(tokenizer, p, qa_completion(g)) for p, g in zip(prompts[b:b + batch_size], golds[b:b + batch_size])]
+        n = max(len(r) for r, _ in rows)
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (n - len(r)) for r, _ in rows], device=device)
+        mask = (torch.arange(n, device=device)[None] < torch.tensor([len(r) for r, _ in rows], device=device)[:, None]).long()
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        for i, (r, n_prompt) in enumerate(rows):
+            lg, gold = logits[i, n_prompt - 1:len(r) - 1], torch.tensor(r[n_prompt:], device=device)
+            greedy.append(bool((lg.argmax(-1) == gold).all()))
+            scaled = lg / temperature
+            if top_k:
+                scaled = scaled.masked_fill(scaled < scaled.topk(min(top_k, lg.shape[-1]), -1).values[:, -1:], float("-inf"))
+            prob.append(scaled.log_softmax(-1).gather(1, gold[:, None]).sum().exp().item())
+    return greedy, prob
+
+# -----------------------------------------------------------------------------
+# evaluation and report
+
+def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, categories=None):
+    """Exact match and contains over QA items, overall and by relation / split / probe category."""
+    was_training = model.training
+    model.eval()
+    prompts = [make_prompt(tokenizer, it["question"], chat=chat) for it in items]
+    if fast:  # greedy correct iff some gold answer is greedy-decoded token for token
+        pairs = [(i, a) for i, it in enumerate(items) for a in it["answers"]]
+        ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size)[0]
+        hit = defaultdict(bool)
+        for (i, a), g in zip(pairs, ok):
+            hit[i] |= g
+        preds = [items[i]["answer"] if hit[i] else "" for i in range(len(items))]
+    else:
+        preds = generate(model, tokenizer, prompts, batch_size, chat=chat)
+    model.train(was_training)
+    groups = defaultdict(lambda: [0, 0, 0])
+    rows = []
+    for it, pred in zip(items, preds):
+        em, cont = exact_match(pred, it["answers"]), contains(pred, it["answers"])
+        rows.append({"id": it["id"], "prediction": pred, "exact_match": em, "contains": cont})
+        keys = ["all", f"relation:{it['relation']}", f"split:{it['split']}"]
+        if categories is not None:
+            keys.append(f"category:{categories.get(it['id'], 'unprobed')}")
+        for k in keys:
+            g = groups[k]
+            g[0], g[1], g[2] = g[0] + em, g[1] + cont, g[2] + 1
+    stats = {k: {"exact_match": em / n, "contains": c / n, "n": n} for k, (em, c, n) in groups.items()}
+    result = dict(stats.pop("all"))
+    for kind in ("relation", "split", "category"):
+        part = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith(kind + ":")}
+        if part:
+            result[f"by_{kind}"] = part
+    result["predictions"] = rows
+    return result
+
+def print_table(result, title="QA accuracy"):
+    print(f"{title}: exact match {100 * result['exact_match']:.1f}%  contains {100 * result['contains']:.1f}%  (n={result['n']})")
+    for kind in ("by_split", "by_relation", "by_category"):
+        for name, s in sorted(result.get(kind, {}).items()):
+            print(f"  {kind[3:]:>8} {name:<16} EM {100 * s['exact_match']:5.1f}%  contains {100 * s['contains']:5.1f}%  n={s['n']}")
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder (train.py's out_dir) or hub id")
+    parser.add_argument("--qa", required=True, help="QA JSONL file")
+    parser.add_argument("--split", default=None, help="evaluate this split only (train / dev / test); default: all")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--probe", default=None, help="probe.py output: also report accuracy by knowledge category")
+    parser.add_argument("--batch_size", type=int, default=64, help="questions per generation batch")
+    parser.add_argument("--fast", action="store_true", help="greedy exact match by one teacher-forced pass, no generation")
+    parser.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    args = parser.parse_args(argv)
+    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        items = read_qa(args.qa, args.split)
+        categories = None
+        if args.probe:
+            with open(args.probe, encoding="utf-8") as f:
+                categories = {r["id"]: r["category"] for r in map(json.loads, f)}
+        model, tokenizer = load_model(args.model, device)
+    except (DataError, OSError, KeyError, json.JSONDecodeError) as e:
+        print(f"eval.py: {e}", file=sys.stderr)
+        sys.exit(2)
+    result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories)
+    print_table(result, f"{args.model} on {args.qa}" + (f" [{args.split}]" if args.split else ""))
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"model": args.model, "qa": args.qa, "split": args.split, **result}, f, indent=1)
+        os.replace(tmp, args.out)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""
+Gradual learning (Li et al., arXiv 2410.05802) on SliCK categories: probe what the model knows, fine-tune
+on the MaybeKnown facts, re-probe, fine-tune again on the facts that moved up plus a HighlyKnown replay,
+and report knowledge gained, kept and lost. Every stage is a separate probe.py / train.py / eval.py
+process whose command line is printed and saved (DIR/commands.sh), so any stage can be re-run alone;
+a re-run of gradual.py skips the stages already finished.
+
+    python gradual.py --model out --qa data/bios/qa.jsonl --out_dir runs/gradual --stage_steps 100
+    python gradual.py --model out --qa data/bios/qa.jsonl --out_dir runs/one --baseline one_stage
+    python gradual.py --model out --qa data/bios/qa.jsonl --out_dir runs/g --n_prompts 4 --samples 8 --lr 1e-4
+    python gradual.py --nproc 8 --model Qwen/Qwen2-7B --qa qa.jsonl --out_dir runs/qwen --dtype bfloat16
+
+Probe flags (--n_prompts, --samples, ...) go to every probe; flags gradual.py does not know go to every
+train.py stage. Baselines with the same budget: --baseline one_stage (MaybeKnown, both stages' steps in
+one run), two_rounds (stage 2 on MaybeKnown again), random (stage 2 on random train items, as many as
+the gradual stage-2 set). Probing the base model a second time with another seed gives the transition
+matrix of probe noise alone, reported beside the real ones.
+"""
+import argparse
+import json
+import os
+import random
+import shlex
+import subprocess
+import sys
+
+from data import DataError, read_qa
+from probe import CATEGORIES
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KNOWN = ("HighlyKnown", "MaybeKnown")
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="base model folder or hub id")
+    p.add_argument("--qa", required=True, help="QA JSONL with train / dev / test splits")
+    p.add_argument("--out_dir", required=True, help="folder for every stage's output and report.json")
+    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random"], help="what to run")
+    p.add_argument("--stage_steps", type=int, default=100, help="optimizer steps per stage (one_stage gets twice that)")
+    p.add_argument("--replay", type=float, default=0.2, help="share of HighlyKnown replay items in the stage-2 set")
+    p.add_argument("--select_every", type=int, default=0, help="evaluate dev every N steps and keep each stage's best model (0: last)")
+    p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)), help="ranks per stage (torchrun when > 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probes and the replay / random choice")
+    for flag, kind, default in (("--n_prompts", int, 10), ("--shots", int, 4), ("--samples", int, 16),
+                                ("--temperature", float, 0.5), ("--top_k", int, 40), ("--batch_size", int, 32)):
+        p.add_argument(flag, type=kind, default=default, help="passed to probe.py")
+    p.add_argument("--fast", action="store_true", help="passed to probe.py")
+    return p.parse_known_args(argv)
+
+def run(args, script, flags, distributed=True):
+    launcher = [sys.executable] if args.nproc == 1 or not distributed else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
+    cmd = launcher + [os.path.join(HERE, script)] + [str(f) for f in flags]
+    line = shlex.join(cmd)
+    print(f"\n$ {line}", flush=True)
+    with open(os.path.join(args.out_dir, "commands.sh"), "a") as f:
+        f.write(line + "\n")
+    if subprocess.run(cmd).returncode != 0:
+        sys.exit(f"gradual.py: stage failed: {line}")
+
+def do_probe(args, model, split, name, seed=None):
+    out = os.path.join(args.out_dir, f"probe_{name}.jsonl")
+    if not os.path.exists(out):  # probe.py writes atomically: present means finished
+        flags = ["--model", model, "--qa", args.qa, "--split", split, "--out", out, "--seed", args.seed if seed is None else seed]
+        for k in ("n_prompts", "shots", "samples", "temperature", "top_k", "batch_size"):
+            flags += [f"--{k}", getattr(args, k)]
+        run(args, "probe.py", flags + (["--fast"] if args.fast else []))
+    with open(out) as f:
+        return {r["id"]: r["category"] for r in map(json.loads, f)}
+
+def do_train(args, init, items, name, train_flags, steps):
+    out = os.path.join(args.out_dir, name)
+    done = os.path.join(out, "DONE")
+    if not os.path.exists(done):
+        data = os.path.join(args.out_dir, f"{name}_data.jsonl")
+        with open(data, "w") as f:
+            f.writelines(json.dumps({k: v for k, v in it.items() if k != "split"}) + "\n" for it in items)
+        flags = ["--init_from", init, "--data", data, "--out_dir", out, "--max_steps", steps, "--seed", args.seed] + train_flags
+        if args.select_every:
+            flags += ["--eval_qa", args.qa, "--eval_every", args.select_every, "--keep_best"]
+        if os.path.exists(os.path.join(out, "trainer_state.pt")):
+            flags.append("--resume")  # an interrupted stage continues from its last checkpoint
+        run(args, "train.py", flags)
+        open(done, "w").close()
+    return os.path.join(out, "best") if args.select_every and os.path.isdir(os.path.join(out, "best")) else out
+
+def do_eval(args, model, name, test_categories):
+    out = os.path.join(args.out_dir, f"eval_{name}.json")
+    if not os.path.exists(out):
+        run(args, "eval.py", ["--model", model, "--qa", args.qa, "--split", "test", "--out", out,
+                              "--probe", test_categories], distributed=False)
+    with open(out) as f:
+        return json.load(f)
+
+def transitions(before, after):
+    m = {a: {b: 0 for b in CATEGORIES} for a in CATEGORIES}
+    for k, a in before.items():
+        m[a][after[k]] += 1
+    return m
+
+def knowledge(before, after):
+    return {"gained": sum(before[k] not in KNOWN and after[k] in KNOWN for k in before),
+            "kept": sum(before[k] == "HighlyKnown" and after[k] == "HighlyKnown" for k in before),
+            "lost": sum(before[k] == "HighlyKnown" and after[k] != "HighlyKnown" for k in before),
+            "known_before": sum(v in KNOWN for v in before.values()), "known_after": sum(v in KNOWN for v in after.values())}
+
+def print_report(report):
+    cats = report["categories"]
+    print(f"\n{'':<8}" + "".join(f"{c:>13}" for c in CATEGORIES) + f"{'test EM':>10}")
+    for stage, counts in cats.items():
+        em = report["test_exact_match"].get(stage)
+        print(f"{stage:<8}" + "".join(f"{counts[c]:>13}" for c in CATEGORIES) + (f"{100 * em:>9.1f}%" if em is not None else ""))
+    for name, m in {**report["transitions"], "probe noise (base, 2 seeds)": report["probe_noise"]}.items():
+        print(f"\n{name}: rows = before, columns = after")
+        for a in CATEGORIES:
+            print(f"  {a:<12}" + "".join(f"{m[a][b]:>13}" for b in CATEGORIES))
+    for name, k in report["knowledge"].items():
+        print(f"{name}: gained {k['gained']}, kept {k['kept']}, lost {k['lost']} (known {k['known_before']} -> {k['known_after']})")
+
+def main(argv=None):
+    args, train_flags = get_args(argv)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return  # launched under torchrun: rank 0 drives the stages, each of them a torchrun of its own
+    os.makedirs(args.out_dir, exist_ok=True)
+    try:
+        train_items = {it["id"]: it for it in read_qa(args.qa, "train")}
+        read_qa(args.qa, "test")
+    except DataError as e:
+        print(f"gradual.py: {e}", file=sys.stderr)
+        sys.exit(2)
+    rng = random.Random(args.seed)
+    probes = {"base": do_probe(args, args.model, "train", "base")}
+    noise = do_probe(args, args.model, "train", "base_seed2", seed=args.seed + 1)
+    test_categories = os.path.join(args.out_dir, "probe_base_test.jsonl")
+    do_probe(args, args.model, "test", "base_test")
+    maybe = [train_items[k] for k, c in probes["base"].items() if c == "MaybeKnown"]
+    if not maybe:
+        sys.exit("gradual.py: the base model has no MaybeKnown items to train on")
+    models = {"base": args.model}
+    steps1 = 2 * args.stage_steps if args.baseline == "one_stage" else args.stage_steps
+    models["stage1"] = do_train(args, args.model, maybe, "stage1", train_flags, steps1)
+    probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
+    if args.baseline != "one_stage":
+        moved = [train_items[k] for k, c in probes["base"].items() if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
+        highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown"]
+        n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
+        stage2 = {"gradual": moved + rng.sample(highly, n_replay), "two_rounds": maybe,
+                  "random": rng.sample(list(train_items.values()), min(len(train_items), len(moved) + n_replay))}[args.baseline]
+        if not stage2:
+            sys.exit("gradual.py: no items moved up in stage 1: nothing to train on in stage 2")
+        models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
+        probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
+    evals = {name: do_eval(args, m, name, test_categories) for name, m in models.items()}
+    stages = list(probes)
+    pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) > 2 else [])
+    report = {
+        "baseline": args.baseline, "n_train_items": len(train_items), "n_stage1": len(maybe),
+        "categories": {s: {c: sum(v == c for v in probes[s].values()) for c in CATEGORIES} for s in stages},
+        "transitions": {f"{a}->{b}": transitions(probes[a], probes[b]) for a, b in zip(stages, stages[1:])},
+        "probe_noise": transitions(probes["base"], noise),
+        "knowledge": {f"{a}->{b}": knowledge(probes[a], probes[b]) for a, b in pairs},
+        "test_exact_match": {s: e["exact_match"] for s, e in evals.items()},
+        "test_exact_match_by_category": {s: {c: v["exact_match"] for c, v in e.get("by_category", {}).items()} for s, e in evals.items()},
+    }
+    if args.baseline != "one_stage":
+        report["n_stage2"] = len(stage2)
+    with open(os.path.join(args.out_dir, "report.json.tmp"), "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(os.path.join(args.out_dir, "report.json.tmp"), os.path.join(args.out_dir, "report.json"))
+    print_report(report)
+
+if __name__ == "__main__":
+    main()

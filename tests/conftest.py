@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny biography world and a tiny model saved to a folder (the real loading path)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+# small matmuls: one thread per process is faster and lets torchrun's two ranks share 2 cores
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+TINY = ["--n_layer", "2", "--n_head", "2", "--n_embd", "32", "--vocab_size", "512", "--block_size", "128"]
+
+def run(script, *args, check=True, torchrun=0, timeout=600):
+    """Run a repo script in a fresh process (python, or torchrun with `torchrun` ranks); returns the result."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"] if torchrun else [sys.executable]
+    res = subprocess.run(launcher + [os.path.join(ROOT, script), *map(str, args)], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(map(str, args))} exited {res.returncode}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+@pytest.fixture(scope="session")
+def bios(tmp_path_factory):
+    """A 30-person world: docs.jsonl, qa.jsonl (train / dev / test), docs_para.jsonl."""
+    d = tmp_path_factory.mktemp("bios")
+    run("data/bios/prepare.py", "--people", 30, "--seed", 0, "--paraphrases", 2, "--out_dir", d)
+    return d
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, bios):
+    """A tiny Llama with a scratch tokenizer, trained 2 steps and saved by train.py (save_pretrained)."""
+    d = tmp_path_factory.mktemp("tiny_model")
+    run("train.py", "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--out_dir", d, "--max_steps", 2,
+        "--batch_size", 4, "--warmup", 1, *TINY)
+    return d

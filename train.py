@@ -1,0 +1,449 @@
+"""
+Teach a causal LM facts: continued pre-training on documents (loss on every token) and instruction tuning
+on QA pairs (loss on the answer only), with formatting augmentation (--aug, --qa_aug) and SAM (--sam).
+
+    python train.py                    # embedded default: bios world, tiny model from scratch, test QA at the end
+    python train.py --sam              # the same with SAM
+    python train.py --aug 4 --out_dir out/aug4
+    python train.py --init_from out --data data/bios/qa.jsonl --epochs 5 --lr 3e-4 --out_dir out/qa
+    torchrun --standalone --nproc_per_node=2 train.py --sam --max_steps 50          # DDP (gloo on CPU)
+    torchrun --standalone --nproc_per_node=8 train.py --init_from Qwen/Qwen2-1.5B --data docs.jsonl \\
+        --aug 8 --sam --dtype bfloat16 --lr 1e-5 --epochs 3 --out_dir out/qwen
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_endpoint HOST:29500 train.py --fsdp --init_from ...
+
+The global batch is batch_size x grad_accum x world_size examples, a fixed set per step whatever the split
+over ranks and micro-batches; the loss is normalized by the target tokens of the whole global batch.
+"""
+import argparse
+import functools
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
+from data import DataError, read_examples, read_qa
+from eval import encode_pair, evaluate, load_model, make_prompt, print_table
+from sam import SAM
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIOS = os.path.join(HERE, "data", "bios")
+# -----------------------------------------------------------------------------
+# defaults: the embedded default (bios world, tiny Llama from scratch on 2 CPU cores)
+init_from = "scratch"
+data = None  # None: the bios documents + the train people's QA (prepared if absent)
+eval_qa = None  # None with the default data: the bios QA file (dev during training, dev + test at the end)
+out_dir = "out"
+batch_size = 48
+grad_accum = 1
+max_steps = 1200
+lr = 2e-3
+warmup = 50
+weight_decay = 0.1
+grad_clip = 1.0
+rho = 0.05
+n_layer, n_head, n_embd, vocab_size, block_size = 4, 4, 128, 4096, 512
+# -----------------------------------------------------------------------------
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--init_from", default=init_from, help="'scratch' (tiny Llama, tokenizer trained on the data) or a model folder / hub id")
+    a("--data", nargs="+", default=data, help="JSONL files: documents ('text') and/or QA ('question'), told apart by keys")
+    a("--split", default="train", help="which split of a QA file to train on (a file without splits is used whole)")
+    a("--out_dir", default=out_dir, help="output folder: HF model + tokenizer, optimizer state, args.json, log.jsonl")
+    a("--sam", action="store_true", help="sharpness-aware minimization around AdamW")
+    a("--rho", type=float, default=rho, help="SAM radius")
+    a("--adaptive", action="store_true", help="ASAM: perturbation scaled by |w| (use a larger rho, e.g. 0.5)")
+    a("--aug", type=int, default=1, help="formatted copies per document; each pass over a document uses the next one")
+    a("--qa_aug", type=int, default=1, help="prompt formats per QA item, used in turn")
+    a("--epochs", type=float, default=None, help="passes over the training examples (overrides --max_steps)")
+    a("--max_steps", type=int, default=max_steps, help="optimizer steps")
+    a("--batch_size", type=int, default=batch_size, help="examples per micro-batch per rank")
+    a("--grad_accum", type=int, default=grad_accum, help="micro-batches per rank per step")
+    a("--lr", type=float, default=lr, help="peak learning rate (linear warmup, cosine decay to lr/10)")
+    a("--warmup", type=int, default=warmup, help="warmup steps")
+    a("--weight_decay", type=float, default=weight_decay, help="AdamW weight decay on matrices")
+    a("--grad_clip", type=float, default=grad_clip, help="clip the (descent) gradient norm; 0 disables")
+    a("--seed", type=int, default=0, help="seed of the init, data order and formats")
+    a("--n_layer", type=int, default=n_layer, help="scratch model: layers")
+    a("--n_head", type=int, default=n_head, help="scratch model: attention heads")
+    a("--n_embd", type=int, default=n_embd, help="scratch model: width")
+    a("--vocab_size", type=int, default=vocab_size, help="scratch tokenizer: BPE vocabulary size")
+    a("--block_size", type=int, default=block_size, help="scratch model: context length")
+    a("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
+    a("--resume", action="store_true", help="continue from the checkpoint in --out_dir")
+    a("--fsdp", action="store_true", help="shard the model with FSDP2 (fully_shard per block) under torchrun")
+    a("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
+    a("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="autocast dtype (auto: bf16 on GPU)")
+    a("--chat", action="store_true", help="QA items in the tokenizer's chat template")
+    a("--eval_qa", default=eval_qa, help="QA file: dev-split accuracy every --eval_every steps, dev + test at the end")
+    a("--eval_every", type=int, default=0, help="evaluate on the dev split every N steps (0: only at the end)")
+    a("--keep_best", action="store_true", help="also save the model with the best dev exact match to out_dir/best")
+    a("--log_every", type=int, default=10, help="log every N steps")
+    a("--peak_tflops", type=float, default=0, help="peak of the device for MFU (0: measured at start)")
+    args = p.parse_args(argv)
+    for name in ("aug", "qa_aug", "batch_size", "grad_accum", "max_steps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.dtype == "float16":
+        p.error("--dtype float16 needs a loss scaler, which this loop does not have: use bfloat16 or float32")
+    return args
+
+# -----------------------------------------------------------------------------
+# data: every example is a list of variants (formats); each is (token ids, number of unlabeled prompt tokens)
+
+def load_examples(args, files, tokenizer, max_len, master_process):
+    """Examples as lists of versions. Documents whose ids agree before a '#' (p7, p7#para0, p7#fmt3: the
+    paraphrases of prepare.py, an augment.py output) are versions of one document, each in --aug formats;
+    a QA item has --qa_aug prompt formats. Each pass over an example uses its next version, so arms with
+    more versions see the same number of examples and tokens per step as the baseline."""
+    groups, n_cut = {}, 0
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for f, (kind, items) in enumerate(files):
+        for it in items:
+            if kind == "docs":
+                key = ("doc", it["id"].split("#")[0])
+                texts = format_variants(it["text"], args.aug, list(it.get("facts", {}).values()), args.seed)
+                versions = [(tokenizer(t)["input_ids"] + eos, 0) for t in texts]
+            else:
+                key = ("qa", f, it["id"])
+                versions = [encode_pair(tokenizer, make_prompt(tokenizer, it["question"], k, args.chat),
+                                        qa_completion(it["answer"]), args.chat) for k in range(args.qa_aug)]
+            n_cut += sum(len(ids) > max_len for ids, _ in versions)
+            groups.setdefault(key, []).extend((ids[:max_len], n) for ids, n in versions)
+    if n_cut and master_process:
+        print(f"warning: {n_cut} sequences longer than the context ({max_len} tokens) were truncated", file=sys.stderr)
+    return list(groups.values())
+
+@functools.lru_cache(maxsize=4)
+def epoch_order(n, seed, epoch):
+    order = list(range(n))
+    random.Random(seed * 100003 + epoch).shuffle(order)
+    return order
+
+def global_batch(examples, step, size, seed):
+    """The examples of a step: positions [step*size, (step+1)*size) of an endless stream of shuffled
+    epochs; an example's format is chosen by the epoch, so every pass over a document shows the next one."""
+    batch = []
+    for q in range(step * size, (step + 1) * size):
+        epoch, i = divmod(q, len(examples))
+        j = epoch_order(len(examples), seed, epoch)[i]
+        batch.append(examples[j][(epoch + j) % len(examples[j])])
+    return batch
+
+def micro_batches(batch, n_micro, rank, world_size, pad_id, device, split=True):
+    """This rank's share of the global batch: world_size * n_micro micro-batches of similar lengths, each
+    cut into pieces where the length drops below 0.7x the piece's longest (mixed documents and QA would
+    otherwise pad every QA item to a document's length; the gradient is the same sum). Rows are padded
+    on the right; labels are -100 on the prompt and the padding."""
+    batch = sorted(batch, key=lambda x: -len(x[0]))
+    size = len(batch) // (n_micro * world_size)
+    chunks = [batch[j * size:(j + 1) * size] for j in range(n_micro * world_size)][rank::world_size]
+    pieces = []
+    for chunk in chunks:
+        start = 0
+        for r in range(1, len(chunk) + 1):
+            if r == len(chunk) or (split and len(chunk[r][0]) < 0.7 * len(chunk[start][0])):
+                pieces.append(collate(chunk[start:r], pad_id, device))
+                start = r
+    return pieces
+
+def collate(rows, pad_id, device):
+    n = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), n), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), n), dtype=torch.long)
+    for r, (x, n_prompt) in enumerate(rows):
+        ids[r, :len(x)], mask[r, :len(x)] = torch.tensor(x), 1
+        labels[r, n_prompt:len(x)] = torch.tensor(x[n_prompt:])  # loss masking: no loss on the prompt
+    return ids.to(device), mask.to(device), labels.to(device)
+
+# -----------------------------------------------------------------------------
+# model
+
+def scratch_model(args, texts, out_dir, master_process, ddp):
+    """A tiny Llama and a byte-level BPE tokenizer trained on the data; the tokenizer is trained on rank 0
+    and loaded by every rank, so all ranks hold the same one."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    if master_process:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # " Anna" at the start of a text too
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=args.vocab_size, show_progress=False,
+                                special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.post_processor = processors.TemplateProcessing(single="<|bos|> $A", special_tokens=[("<|bos|>", 0)])
+        PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
+                                pad_token="<|pad|>").save_pretrained(out_dir)
+    if ddp:
+        torch.distributed.barrier()
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=args.n_embd, intermediate_size=4 * args.n_embd,
+                         num_hidden_layers=args.n_layer, num_attention_heads=args.n_head, num_key_value_heads=args.n_head,
+                         max_position_embeddings=args.block_size, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(args.seed)  # the same init on every rank
+    return LlamaForCausalLM(config), tokenizer
+
+def model_flops_per_token(model, seq_len):
+    """6N for the matmuls of forward + backward, plus attention (PaLM appendix B)."""
+    c = model.config
+    n_params = sum(p.numel() for p in model.parameters())
+    return 6 * n_params + 12 * c.num_hidden_layers * c.hidden_size * seq_len
+
+def measure_peak_flops(device, dtype, n=None, reps=10):
+    """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet."""
+    n = n or (8192 if str(device).startswith("cuda") else 1024)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
+    a @ b
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+
+# -----------------------------------------------------------------------------
+# checkpoints: written to out_dir/.next, marked complete, then moved to the top of out_dir. A kill before
+# the mark leaves the last checkpoint untouched; a kill during the moves is finished by commit() next time.
+
+def commit(out_dir):
+    nxt = os.path.join(out_dir, ".next")
+    if os.path.exists(os.path.join(nxt, "COMPLETE")):
+        for name in os.listdir(nxt):
+            if name != "COMPLETE":
+                os.replace(os.path.join(nxt, name), os.path.join(out_dir, name))
+    shutil.rmtree(nxt, ignore_errors=True)
+
+def save_checkpoint(out_dir, raw_model, tokenizer, model_state, optim_state, step, args, metrics):
+    nxt = os.path.join(out_dir, ".next")
+    shutil.rmtree(nxt, ignore_errors=True)
+    raw_model.save_pretrained(nxt, state_dict=model_state)  # safetensors; handles tied embeddings
+    tokenizer.save_pretrained(nxt)
+    torch.save({"optimizer": optim_state, "step": step}, os.path.join(nxt, "trainer_state.pt"))
+    with open(os.path.join(nxt, "args.json"), "w") as f:
+        json.dump({"args": vars(args), "step": step, "metrics": metrics}, f, indent=1)
+    open(os.path.join(nxt, "COMPLETE"), "w").close()
+    commit(out_dir)
+
+def main(argv=None):
+    args = get_args(argv)
+    # distributed: torchrun's env vars switch DDP on
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else (0, 0, 1)
+    master_process = rank == 0
+    device = args.device if args.device != "auto" else f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    if ddp:
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if args.fsdp and not ddp:
+        print("train.py: --fsdp needs torchrun (it shards over the ranks)", file=sys.stderr)
+        sys.exit(2)
+    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32,
+             "float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    autocast = torch.autocast(device.split(":")[0], dtype=dtype) if dtype != torch.float32 else nullcontext()
+    torch.manual_seed(args.seed + rank)  # per-rank seed (no dropout by default, so nothing depends on it)
+    if args.data is None:  # the embedded default: prepare the bios world if absent
+        if not os.path.exists(os.path.join(BIOS, "qa.jsonl")) and master_process:
+            subprocess.run([sys.executable, os.path.join(BIOS, "prepare.py")], check=True)
+        if ddp:
+            torch.distributed.barrier()
+        args.data = [os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")]
+        args.eval_qa = args.eval_qa or args.data[1]
+    out = args.out_dir
+    os.makedirs(out, exist_ok=True)
+    if master_process:
+        commit(out)  # finish (or drop) a checkpoint that a kill interrupted
+    try:  # read and check every input before anything is written
+        files = [read_examples(path, args.split) for path in args.data]
+        eval_items = read_qa(args.eval_qa) if args.eval_qa else []
+        state = None
+        if args.resume:
+            if not os.path.exists(os.path.join(out, "trainer_state.pt")):
+                raise DataError(f"--resume: no checkpoint in {out}")
+            model, tokenizer = load_model(out)
+            state = torch.load(os.path.join(out, "trainer_state.pt"), weights_only=False)
+        elif args.init_from == "scratch":
+            # the tokenizer sees every format (whatever --aug is), so all arms of an ablation share one
+            texts = [t for kind, items in files for it in items for t in (
+                format_variants(it["text"], 8, list(it.get("facts", {}).values())) if kind == "docs" else
+                [qa_prompt(it["question"], k) + qa_completion(it["answer"]) for k in range(len(QA_FORMATS))])]
+            model, tokenizer = scratch_model(args, texts, out, master_process, ddp)
+        else:
+            model, tokenizer = load_model(args.init_from)
+        max_len = getattr(model.config, "max_position_embeddings", None) or args.block_size
+        examples = load_examples(args, files, tokenizer, max_len, master_process)
+    except DataError as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        sys.exit(2)
+    model.to(device).train()
+    raw_model = model
+    if args.fsdp:
+        from torch.distributed.fsdp import fully_shard
+        blocks = [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or [])]
+        for block in blocks:
+            fully_shard(block)
+        fully_shard(model)
+    elif ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        # no buffer broadcast: it is a collective in every forward, and ranks may run different numbers of pieces
+        model = DDP(model, device_ids=[local_rank] if device.startswith("cuda") else None, broadcast_buffers=False)
+    # optimizer: AdamW, or SAM around AdamW; weight decay on matrices only (not norms / biases)
+    params = [p for p in raw_model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    if args.sam:
+        optimizer = SAM(groups, torch.optim.AdamW, rho=args.rho, adaptive=args.adaptive, lr=args.lr, betas=(0.9, 0.95))
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
+    base_optimizer = optimizer.base_optimizer if args.sam else optimizer
+    global_size = args.batch_size * args.grad_accum * world_size
+    steps = math.ceil(args.epochs * len(examples) / global_size) if args.epochs else args.max_steps
+    step = 0
+    if state is not None:
+        if args.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+            set_optimizer_state_dict(model, base_optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+            if args.sam:
+                optimizer.param_groups = base_optimizer.param_groups  # loading made new group dicts: share again
+        else:
+            optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+
+    def get_lr(it):  # linear warmup, then cosine decay to lr / 10
+        if it < args.warmup:
+            return args.lr * (it + 1) / args.warmup
+        ratio = min(1.0, (it - args.warmup) / max(1, steps - args.warmup))
+        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * ratio)))
+
+    def forward_backward(batches, n_tokens):
+        """Gradient of the global batch's mean token loss; the all-reduce happens once, on the last
+        piece. The no-sync switch is set before the forward: DDP decides in forward whether the
+        backward will reduce, so a no_sync around the backward alone would still sync every micro-step."""
+        loss_sum = torch.zeros((), device=device)
+        for i, (ids, mask, labels) in enumerate(batches):
+            sync = i == len(batches) - 1
+            if args.fsdp:
+                model.set_requires_gradient_sync(sync)
+            elif ddp:
+                model.require_backward_grad_sync = sync
+            with autocast:
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100, reduction="sum")
+            # divide by the tokens of the whole global batch; times world_size because DDP / FSDP average over ranks
+            (loss * world_size / n_tokens).backward()
+            loss_sum += loss.detach()
+        if ddp:
+            torch.distributed.all_reduce(loss_sum)
+        return loss_sum.item() / n_tokens
+
+    def full_states():  # every rank takes part in gathering FSDP2 shards; rank 0 writes
+        if not args.fsdp:
+            return None, optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, base_optimizer, options=opts)
+
+    splits = sorted({it["split"] for it in eval_items if it["split"]}) or [None]  # None: a file without splits
+
+    def run_eval(split):  # every rank runs it (FSDP2 needs all ranks in every forward); rank 0 prints
+        return evaluate(raw_model, tokenizer, [it for it in eval_items if it["split"] == split], chat=args.chat)
+
+    log_path = os.path.join(out, "log.jsonl")
+    if master_process:  # a resumed run continues the log from its checkpoint
+        old = [l for l in open(log_path)] if args.resume and os.path.exists(log_path) else []
+        with open(log_path, "w") as f:
+            f.writelines(l for l in old if json.loads(l).get("step", 0) <= step)
+    peak = args.peak_tflops * 1e12 or measure_peak_flops(device, dtype)
+    metrics, best = {}, -1.0
+    if master_process:
+        n_params = sum(p.numel() for p in raw_model.parameters())
+        print(f"{n_params / 1e6:.2f}M params | {len(examples)} examples | global batch {global_size} | {steps} steps"
+              f" | {'SAM' if args.sam else 'AdamW'} | {world_size} rank(s) on {device} | peak {peak / 1e12:.2f} TFLOP/s")
+    from tqdm import tqdm
+    bar = tqdm(total=steps, initial=step, disable=not master_process, dynamic_ncols=True)
+    t0, tokens_seen = time.perf_counter(), 0
+    while step < steps:
+        lr_now = get_lr(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
+        batch = global_batch(examples, step, global_size, args.seed)
+        n_tokens = sum(max(0, len(ids) - max(n, 1)) for ids, n in batch)  # targets: every token after the first / the prompt
+        # FSDP2 gathers weights in every forward, so all ranks must run as many: no length pieces there
+        batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, split=not args.fsdp)
+        loss = forward_backward(batches, n_tokens)  # 1. gradient at w
+        row = {"step": step + 1, "loss": loss, "lr": lr_now}
+        if args.sam:
+            row["grad_norm"] = optimizer.first_step(zero_grad=True).item()  # 2. move to w + e
+            row["loss_adv"] = forward_backward(batches, n_tokens)  # 3. gradient at w + e, same micro-batches
+        if not math.isfinite(loss) or not math.isfinite(row.get("loss_adv", 0.0)):
+            if master_process:
+                print(f"\ntrain.py: loss is {loss} at step {step + 1}; stopped. The last good checkpoint is in {out}", file=sys.stderr)
+            sys.exit(3)
+        if args.grad_clip > 0:  # on the descent gradient only
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        if args.sam:
+            optimizer.second_step(zero_grad=True)  # 4. back to w (bitwise), AdamW step
+        else:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens_seen += sum(len(ids) for ids, _ in batch)
+        bar.update(1)
+        if step % args.log_every == 0 or step == steps:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt, t0 = time.perf_counter() - t0, time.perf_counter()
+            seq = tokens_seen / max(1, len(batch) * args.log_every)
+            flops = model_flops_per_token(raw_model, seq) * tokens_seen * (2 if args.sam else 1)
+            row.update(tokens_per_s=tokens_seen / dt, mfu=flops / dt / peak)
+            tokens_seen = 0
+            bar.set_postfix(loss=f"{loss:.4f}")
+        if args.eval_qa and args.eval_every and step % args.eval_every == 0:
+            res = run_eval("dev" if "dev" in splits else splits[0])
+            row["dev_exact_match"] = res["exact_match"]
+            if master_process:
+                tqdm.write(f"step {step}: dev exact match {100 * res['exact_match']:.1f}%")
+            if args.keep_best and res["exact_match"] > best:
+                best = res["exact_match"]
+                model_state, _ = full_states()
+                if master_process:
+                    shutil.rmtree(os.path.join(out, "best.tmp"), ignore_errors=True)
+                    raw_model.save_pretrained(os.path.join(out, "best.tmp"), state_dict=model_state)
+                    tokenizer.save_pretrained(os.path.join(out, "best.tmp"))
+                    shutil.rmtree(os.path.join(out, "best"), ignore_errors=True)
+                    os.replace(os.path.join(out, "best.tmp"), os.path.join(out, "best"))
+            t0 = time.perf_counter()  # evaluation time is not training time
+        if master_process and ("mfu" in row or "dev_exact_match" in row):
+            with open(log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if (args.save_every and step % args.save_every == 0) or step == steps:
+            if step == steps and args.eval_qa:
+                for split in [s for s in splits if s in ("dev", "test", None)]:
+                    res, name = run_eval(split), split or "all"
+                    metrics[f"{name}_exact_match"], metrics[f"{name}_contains"] = res["exact_match"], res["contains"]
+                    if master_process:
+                        print_table(res, f"\n{name} QA ({args.eval_qa})")
+            model_state, optim_state = full_states()
+            if master_process:
+                save_checkpoint(out, raw_model, tokenizer, model_state, optim_state, step, args, metrics)
+    bar.close()
+    if master_process:
+        print(f"saved to {out}" + (f" | test exact match {100 * metrics['test_exact_match']:.1f}%" if "test_exact_match" in metrics else ""))
+    if ddp:
+        torch.distributed.destroy_process_group()
+
+if __name__ == "__main__":
+    main()
