@@ -13,7 +13,7 @@ a re-run of gradual.py skips the stages already finished.
 Probe flags (--n_prompts, --samples, ...) go to every probe; flags gradual.py does not know go to every
 train.py stage. Baselines with the same budget: --baseline one_stage (MaybeKnown, both stages' steps in
 one run), two_rounds (stage 2 on MaybeKnown again), random (stage 2 on random train items, as many as
-the gradual stage-2 set). Probing the base model a second time with another seed gives the transition
+the gradual stage-2 set), all (every train item, both stages' steps in one run). Probing the base model a second time with another seed gives the transition
 matrix of probe noise alone, reported beside the real ones.
 """
 import argparse
@@ -35,8 +35,8 @@ def get_args(argv=None):
     p.add_argument("--model", required=True, help="base model folder or hub id")
     p.add_argument("--qa", required=True, help="QA JSONL with train / dev / test splits")
     p.add_argument("--out_dir", required=True, help="folder for every stage's output and report.json")
-    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random"], help="what to run")
-    p.add_argument("--stage_steps", type=int, default=100, help="optimizer steps per stage (one_stage gets twice that)")
+    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random", "all"], help="what to run")
+    p.add_argument("--stage_steps", type=int, default=100, help="optimizer steps per stage (one_stage and all get twice that)")
     p.add_argument("--replay", type=float, default=0.2, help="share of HighlyKnown replay items in the stage-2 set")
     p.add_argument("--select_every", type=int, default=0, help="evaluate dev every N steps and keep each stage's best model (0: last)")
     p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)), help="ranks per stage (torchrun when > 1)")
@@ -136,10 +136,11 @@ def main(argv=None):
     if not maybe:
         sys.exit("gradual.py: the base model has no MaybeKnown items to train on")
     models = {"base": args.model}
-    steps1 = 2 * args.stage_steps if args.baseline == "one_stage" else args.stage_steps
-    models["stage1"] = do_train(args, args.model, maybe, "stage1", train_flags, steps1)
+    one_run = args.baseline in ("one_stage", "all")
+    stage1 = list(train_items.values()) if args.baseline == "all" else maybe
+    models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags, args.stage_steps * (2 if one_run else 1))
     probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
-    if args.baseline != "one_stage":
+    if not one_run:
         moved = [train_items[k] for k, c in probes["base"].items() if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
         highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown"]
         n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
@@ -153,7 +154,7 @@ def main(argv=None):
     stages = list(probes)
     pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) > 2 else [])
     report = {
-        "baseline": args.baseline, "n_train_items": len(train_items), "n_stage1": len(maybe),
+        "baseline": args.baseline, "n_train_items": len(train_items), "n_stage1": len(stage1),
         "categories": {s: {c: sum(v == c for v in probes[s].values()) for c in CATEGORIES} for s in stages},
         "transitions": {f"{a}->{b}": transitions(probes[a], probes[b]) for a, b in zip(stages, stages[1:])},
         "probe_noise": transitions(probes["base"], noise),
@@ -161,7 +162,7 @@ def main(argv=None):
         "test_exact_match": {s: e["exact_match"] for s, e in evals.items()},
         "test_exact_match_by_category": {s: {c: v["exact_match"] for c, v in e.get("by_category", {}).items()} for s, e in evals.items()},
     }
-    if args.baseline != "one_stage":
+    if not one_run:
         report["n_stage2"] = len(stage2)
     with open(os.path.join(args.out_dir, "report.json.tmp"), "w") as f:
         json.dump(report, f, indent=1)

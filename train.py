@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -165,7 +166,8 @@ def collate(rows, pad_id, device):
     for r, (x, n_prompt) in enumerate(rows):
         ids[r, :len(x)], mask[r, :len(x)] = torch.tensor(x), 1
         labels[r, n_prompt:len(x)] = torch.tensor(x[n_prompt:])  # loss masking: no loss on the prompt
-    return ids.to(device), mask.to(device), labels.to(device)
+    keep = (labels[:, 1:] != -100).any(0).nonzero().flatten()  # positions whose next token carries loss
+    return ids.to(device), mask.to(device), labels.to(device), keep.to(device)
 
 # -----------------------------------------------------------------------------
 # model
@@ -243,7 +245,7 @@ def main(argv=None):
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else (0, 0, 1)
     master_process = rank == 0
-    device = args.device if args.device != "auto" else f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = {"auto": f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu", "cuda": f"cuda:{local_rank}"}.get(args.device, args.device)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     if ddp:
@@ -333,21 +335,21 @@ def main(argv=None):
         piece. The no-sync switch is set before the forward: DDP decides in forward whether the
         backward will reduce, so a no_sync around the backward alone would still sync every micro-step."""
         loss_sum = torch.zeros((), device=device)
-        for i, (ids, mask, labels) in enumerate(batches):
+        for i, (ids, mask, labels, keep) in enumerate(batches):
             sync = i == len(batches) - 1
             if args.fsdp:
                 model.set_requires_gradient_sync(sync)
             elif ddp:
                 model.require_backward_grad_sync = sync
-            with autocast:
-                logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100, reduction="sum")
+            with autocast:  # logits only where the loss is: a QA prompt costs no lm_head
+                logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels[:, 1:][:, keep].flatten(), ignore_index=-100, reduction="sum")
             # divide by the tokens of the whole global batch; times world_size because DDP / FSDP average over ranks
             (loss * world_size / n_tokens).backward()
             loss_sum += loss.detach()
         if ddp:
             torch.distributed.all_reduce(loss_sum)
-        return loss_sum.item() / n_tokens
+        return loss_sum / n_tokens  # a tensor: read (a host sync) only when logged
 
     def full_states():  # every rank takes part in gathering FSDP2 shards; rank 0 writes
         if not args.fsdp:
@@ -374,24 +376,20 @@ def main(argv=None):
               f" | {'SAM' if args.sam else 'AdamW'} | {world_size} rank(s) on {device} | peak {peak / 1e12:.2f} TFLOP/s")
     from tqdm import tqdm
     bar = tqdm(total=steps, initial=step, disable=not master_process, dynamic_ncols=True)
-    t0, tokens_seen = time.perf_counter(), 0
+    t0, tokens_seen, logged_step = time.perf_counter(), 0, step
     while step < steps:
         lr_now = get_lr(step)
         for group in optimizer.param_groups:
             group["lr"] = lr_now
         batch = global_batch(examples, step, global_size, args.seed)
         n_tokens = sum(max(0, len(ids) - max(n, 1)) for ids, n in batch)  # targets: every token after the first / the prompt
-        # FSDP2 gathers weights in every forward, so all ranks must run as many: no length pieces there
-        batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, split=not args.fsdp)
+        # length pieces pay on a CPU (padding is compute); on a GPU a forward's fixed cost outweighs the
+        # padding of short examples (bench.py, 0.5B on an H100), and FSDP2 needs as many forwards on every rank
+        batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, split=device == "cpu" and not args.fsdp)
         loss = forward_backward(batches, n_tokens)  # 1. gradient at w
-        row = {"step": step + 1, "loss": loss, "lr": lr_now}
         if args.sam:
-            row["grad_norm"] = optimizer.first_step(zero_grad=True).item()  # 2. move to w + e
-            row["loss_adv"] = forward_backward(batches, n_tokens)  # 3. gradient at w + e, same micro-batches
-        if not math.isfinite(loss) or not math.isfinite(row.get("loss_adv", 0.0)):
-            if master_process:
-                print(f"\ntrain.py: loss is {loss} at step {step + 1}; stopped. The last good checkpoint is in {out}", file=sys.stderr)
-            sys.exit(3)
+            grad_norm = optimizer.first_step(zero_grad=True)  # 2. move to w + e
+            loss_adv = forward_backward(batches, n_tokens)  # 3. gradient at w + e, same micro-batches
         if args.grad_clip > 0:  # on the descent gradient only
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         if args.sam:
@@ -401,17 +399,31 @@ def main(argv=None):
             optimizer.zero_grad(set_to_none=True)
         step += 1
         tokens_seen += sum(len(ids) for ids, _ in batch)
+        metrics["tokens"] = metrics.get("tokens", 0) + sum(len(ids) for ids, _ in batch)
         bar.update(1)
+        eval_now = args.eval_qa and args.eval_every and step % args.eval_every == 0
+        save_now = (args.save_every and step % args.save_every == 0) or step == steps
+        if not (step % args.log_every == 0 or eval_now or save_now):
+            continue
+        row = {"step": step, "loss": loss.item(), "lr": lr_now}
+        if args.sam:
+            row.update(loss_adv=loss_adv.item(), grad_norm=grad_norm.item())
+        if not (math.isfinite(row["loss"]) and math.isfinite(row.get("loss_adv", 0.0))):  # checked before any save
+            if master_process:
+                print(f"\ntrain.py: loss is {row['loss']} by step {step}; stopped. The last good checkpoint is in {out}", file=sys.stderr)
+            sys.exit(3)
         if step % args.log_every == 0 or step == steps:
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             dt, t0 = time.perf_counter() - t0, time.perf_counter()
-            seq = tokens_seen / max(1, len(batch) * args.log_every)
-            flops = model_flops_per_token(raw_model, seq) * tokens_seen * (2 if args.sam else 1)
-            row.update(tokens_per_s=tokens_seen / dt, mfu=flops / dt / peak)
-            tokens_seen = 0
-            bar.set_postfix(loss=f"{loss:.4f}")
-        if args.eval_qa and args.eval_every and step % args.eval_every == 0:
+            n_steps = step - logged_step
+            flops = model_flops_per_token(raw_model, tokens_seen / (n_steps * len(batch))) * tokens_seen * (2 if args.sam else 1)
+            mem = torch.cuda.max_memory_allocated() if device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            row.update(tokens_per_s=tokens_seen / dt, step_s=dt / n_steps, mfu=flops / dt / peak, peak_mem_mb=mem / 2**20)
+            tokens_seen, logged_step = 0, step
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if eval_now:
+            t_eval = time.perf_counter()
             res = run_eval("dev" if "dev" in splits else splits[0])
             row["dev_exact_match"] = res["exact_match"]
             if master_process:
@@ -425,11 +437,11 @@ def main(argv=None):
                     tokenizer.save_pretrained(os.path.join(out, "best.tmp"))
                     shutil.rmtree(os.path.join(out, "best"), ignore_errors=True)
                     os.replace(os.path.join(out, "best.tmp"), os.path.join(out, "best"))
-            t0 = time.perf_counter()  # evaluation time is not training time
+            t0 += time.perf_counter() - t_eval  # evaluation time is not training time
         if master_process and ("mfu" in row or "dev_exact_match" in row):
             with open(log_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-        if (args.save_every and step % args.save_every == 0) or step == steps:
+        if save_now:
             if step == steps and args.eval_qa:
                 for split in [s for s in splits if s in ("dev", "test", None)]:
                     res, name = run_eval(split), split or "all"

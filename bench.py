@@ -1,0 +1,194 @@
+"""
+Speed and memory of what matters, each figure measured in this run (ratios cancel a shared machine's noise):
+the device's matmul peak, train.py's step (tokens/s, MFU, SAM / AdamW time and memory), the same work
+through a plain Hugging Face Trainer, and probe.py / eval.py against a naive loop of `generate` calls.
+
+    python bench.py                         # CPU: the embedded default and a larger config -> bench.json
+    python bench.py --configs default       # one config only
+    python bench.py --configs default 0.5b --skip_probe   # on a GPU: add the ~0.5B config (bf16) and FSDP2
+
+Needs `accelerate` for the Trainer column (pip install accelerate); it is not a runtime dependency.
+"""
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from safetensors.torch import load_file
+
+import train
+from data import read_qa
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIOS = os.path.join(HERE, "data", "bios")
+CONFIGS = {  # name -> scratch model flags, global batch (examples of about 40 tokens)
+    "default": (["--n_layer", "4", "--n_head", "4", "--n_embd", "128"], 48),
+    "large": (["--n_layer", "6", "--n_head", "8", "--n_embd", "256"], 48),
+    "0.5b": (["--n_layer", "24", "--n_head", "16", "--n_embd", "1024"], 256),
+}
+
+def train_run(init, out, flags, n_rows, warmup_rows, torchrun=False):
+    """Run train.py until it has logged warmup_rows + n_rows rows; return the last n_rows."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"] if torchrun else [sys.executable]
+    data = [os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")]
+    cmd = launcher + [os.path.join(HERE, "train.py"), "--init_from", init, "--data", *data, "--out_dir", out,
+                      "--max_steps", "100000", "--warmup", "10", *flags]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "stderr.txt"), "w") as err:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    log, rows = os.path.join(out, "log.jsonl"), []
+    n_rows += warmup_rows
+    while len(rows) < n_rows and proc.poll() is None:
+        time.sleep(0.5)
+        rows = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
+    kill_tree(proc.pid)  # torchrun's workers too, so their GPU memory is freed before the next run
+    proc.wait()
+    if len(rows) < n_rows:
+        sys.exit(f"bench.py: train.py failed: {' '.join(cmd)}\n{open(os.path.join(out, 'stderr.txt')).read()[-2000:]}")
+    return rows[warmup_rows:n_rows]
+
+def kill_tree(pid):
+    children = {}
+    for stat in os.listdir("/proc"):
+        try:
+            fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat))
+        except (OSError, ValueError, IndexError):
+            continue
+    for child in children.get(pid, []):
+        kill_tree(child)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+def trainer_tokens_per_s(init, batch_size, steps, bf16):
+    """The same model, examples and batch through transformers.Trainer; real (non-pad) tokens per second."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from eval import load_model
+    model, tokenizer = load_model(init)
+    args = train.get_args(["--data", os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")])
+    files = [train.read_examples(p, "train") for p in args.data]
+    examples = [v[0] for v in train.load_examples(args, files, tokenizer, 10**9, False)]
+    dataset = [{"input_ids": ids, "labels": [-100] * n + ids[n:]} for ids, n in examples]
+
+    def collate(rows):  # pad to the longest in the batch, as a DataCollator does
+        n = max(len(r["input_ids"]) for r in rows)
+        ids = torch.tensor([r["input_ids"] + [tokenizer.pad_token_id] * (n - len(r["input_ids"])) for r in rows])
+        return {"input_ids": ids, "attention_mask": (torch.arange(n)[None] < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]).long(),
+                "labels": torch.tensor([r["labels"] + [-100] * (n - len(r["labels"])) for r in rows])}
+
+    times = []
+    class Clock(TrainerCallback):
+        def on_step_end(self, *a, **k):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times.append(time.perf_counter())
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = TrainingArguments(tmp, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=2e-3,
+                                  warmup_steps=10, weight_decay=0.1, adam_beta2=0.95, lr_scheduler_type="cosine",
+                                  logging_steps=10**6, save_strategy="no", report_to=[], bf16=bf16, use_cpu=not torch.cuda.is_available(),
+                                  dataloader_num_workers=0, max_grad_norm=1.0)
+        Trainer(model=model, args=targs, train_dataset=dataset, data_collator=collate, callbacks=[Clock()]).train()
+    warm = times[len(times) // 3:]  # the first third warms up (new shapes)
+    step_s = statistics.median(b - a for a, b in zip(warm, warm[1:]))
+    return statistics.mean(len(ids) for ids, _ in examples) * batch_size / step_s
+
+def bench_probe(init, n_probe, n_naive, device):
+    """probe.py at its defaults against one generate() call per question, prompt and sample."""
+    import probe
+    from augment import qa_prompt
+    from eval import evaluate, load_model, stop_ids
+    model, tokenizer = load_model(init, device, torch.bfloat16 if device == "cuda" else torch.float32)
+    qa = os.path.join(BIOS, "qa.jsonl")
+    items, pool = read_qa(qa, "train"), read_qa(qa, "dev")
+    args = probe.get_args(["--model", init, "--qa", qa, "--out", os.devnull])
+    probe.probe(model, tokenizer, items[:8], pool, args)  # warm-up
+    t = time.perf_counter()
+    probe.probe(model, tokenizer, items[:n_probe], pool, args)
+    ours = n_probe / (time.perf_counter() - t)
+    sets, stops = probe.exemplar_sets(pool, args.n_prompts, args.shots, args.seed), sorted(stop_ids(tokenizer))
+    t, n_tokens = time.perf_counter(), 0
+    for it in items[:n_naive]:
+        for exemplars in sets[it["relation"]]:
+            enc = tokenizer(probe.prefix_text(it, exemplars, args.shots) + qa_prompt(it["question"]), return_tensors="pt").to(device)
+            for s in range(1 + args.samples):
+                kw = dict(do_sample=True, temperature=args.temperature, top_k=args.top_k) if s else dict(do_sample=False)
+                out = model.generate(**enc, max_new_tokens=args.max_new_tokens, eos_token_id=stops, pad_token_id=tokenizer.pad_token_id, **kw)
+                n_tokens += enc["input_ids"].shape[1] + out.shape[1] - enc["input_ids"].shape[1]
+    naive = n_naive / (time.perf_counter() - t)
+    t = time.perf_counter()
+    evaluate(model, tokenizer, items[:256])
+    return {"probe_q_per_s": ours, "naive_q_per_s": naive, "speedup": ours / naive, "eval_q_per_s": 256 / (time.perf_counter() - t),
+            "naive_tokens_per_q": n_tokens / n_naive, "params": sum(p.numel() for p in model.parameters())}
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["default", "large"], choices=list(CONFIGS), help="model sizes to measure")
+    p.add_argument("--rows", type=int, default=4, help="logged intervals per train.py measurement")
+    p.add_argument("--warmup_rows", type=int, default=1, help="logged intervals dropped first (new shapes warm up kernels)")
+    p.add_argument("--log_every", type=int, default=5, help="steps per logged interval")
+    p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
+    p.add_argument("--probe_questions", type=int, default=32, help="questions for probe.py's rate")
+    p.add_argument("--naive_questions", type=int, default=2, help="questions for the naive loop's rate (170 generate calls each)")
+    p.add_argument("--skip_trainer", action="store_true", help="skip the Hugging Face Trainer comparison")
+    p.add_argument("--out", default="bench.json", help="write the results here")
+    args = p.parse_args()
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    machine = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"$ python {' '.join(sys.argv)}\n# {machine} | torch {torch.__version__} | {time.strftime('%Y-%m-%d %H:%M')}")
+    if not os.path.exists(os.path.join(BIOS, "qa.jsonl")):
+        subprocess.run([sys.executable, os.path.join(BIOS, "prepare.py")], check=True)
+    peak = max(train.measure_peak_flops(device, dtype) for _ in range(3))
+    results = {"machine": machine, "command": " ".join(sys.argv), "peak_tflops": peak / 1e12, "configs": {}}
+    print(f"matmul peak ({dtype}): {peak / 1e12:.2f} TFLOP/s")
+    tmp = tempfile.mkdtemp()
+    for name in args.configs:
+        init = os.path.join(tmp, f"init_{name}")  # one model + tokenizer that every arm starts from
+        subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", init, "--max_steps", "1",
+                        "--data", os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl"), *CONFIGS[name][0]],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        batch = CONFIGS[name][1]
+        flags = ["--log_every", str(args.log_every), "--peak_tflops", str(peak / 1e12), "--batch_size", str(batch)]
+        r, arms = {}, {"adamw": [], "sam": ["--sam"]}
+        if cuda and name == "0.5b":
+            arms.update({"adamw_fsdp": ["--fsdp"], "sam_fsdp": ["--sam", "--fsdp"]})
+        for arm, extra in arms.items():
+            rows = train_run(init, os.path.join(tmp, f"{name}_{arm}"), flags + extra, args.rows, args.warmup_rows, torchrun="fsdp" in arm)
+            r[arm] = a = {k: statistics.median(row[k] for row in rows) for k in ("tokens_per_s", "step_s", "mfu", "peak_mem_mb")}
+            print(f"  [{name}] train.py {arm:<11} {a['tokens_per_s']:>10.0f} tok/s  {a['step_s'] * 1000:8.1f} ms/step  MFU {100 * a['mfu']:5.1f}%"
+                  f"  peak mem {a['peak_mem_mb']:8.0f} MB", flush=True)
+        n_params = sum(t.numel() for t in load_file(os.path.join(init, "model.safetensors")).values())
+        r["params"] = n_params
+        r["sam_step_ratio"] = r["sam"]["step_s"] / r["adamw"]["step_s"]
+        r["sam_extra_mem_over_param_bytes"] = (r["sam"]["peak_mem_mb"] - r["adamw"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
+        if not args.skip_trainer:
+            r["trainer_tokens_per_s"] = trainer_tokens_per_s(init, batch, args.log_every * (args.rows + args.warmup_rows), cuda)
+            r["ours_over_trainer"] = r["adamw"]["tokens_per_s"] / r["trainer_tokens_per_s"]
+        results["configs"][name] = r
+        print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}")
+        print(f"  SAM / AdamW step time {r['sam_step_ratio']:.2f} (floor 2.0); SAM extra memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes")
+        if "trainer_tokens_per_s" in r:
+            print(f"  HF Trainer (AdamW)   {r['trainer_tokens_per_s']:>10.0f} tok/s  -> train.py / Trainer = {r['ours_over_trainer']:.2f}")
+    if not args.skip_probe:
+        pr = bench_probe(os.path.join(tmp, f"init_{args.configs[0]}"), args.probe_questions, args.naive_questions, device)
+        results["probe"] = pr
+        # the floor: forward FLOPs of the naive loop's tokens (prompt + answer per generation) at the measured peak
+        floor_q_per_s = peak / (2 * pr["params"] * pr["naive_tokens_per_q"])
+        print(f"\n[probe, {args.configs[0]} model, defaults: 10 prompts x (1 greedy + 16 samples)]")
+        print(f"  probe.py {pr['probe_q_per_s']:.2f} q/s | naive generate loop {pr['naive_q_per_s']:.3f} q/s | speed-up {pr['speedup']:.1f}x")
+        print(f"  naive-loop FLOPs at peak would allow {floor_q_per_s:.1f} q/s; probe.py shares the prefix, so its floor is lower still")
+        print(f"  eval.py (greedy, batched) {pr['eval_q_per_s']:.1f} q/s")
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""
+Reproduce both papers on the biography world: every number of README's Results section, from scratch.
+
+    python experiments/reproduce.py quick                          # ~20 min on 2 CPU cores: 1 seed, small grid
+    python experiments/reproduce.py full --jobs 12 --device cuda   # README's tables (3 seeds)
+    python experiments/reproduce.py full --only large --jobs 8 --device cuda   # one part only
+
+Parts: sweeps (K and rho, mixed training), table1 (Zhu et al.: arms x protocols, fact-token diagnostic),
+table2 (Li et al.: gradual.py against its baselines), large (a bigger world and model, GPU). Runs go to
+experiments/runs/MODE/NAME/ (a finished run is skipped when the script runs again); results to
+experiments/results/MODE/results.json (report.py turns it into README's tables). Every choice is made on
+the dev split (K and rho from the sweeps, the QA-tuning lr); the test split is read once, at a run's end.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from augment import format_variants  # noqa: E402
+from data import read_docs, read_qa  # noqa: E402
+from eval import load_model  # noqa: E402
+
+MODES = {
+    "quick": dict(people=100, steps=300, batch=24, seeds=[0], ks=[1, 4], rhos=[0.05], qa_lrs=[3e-4], qa_epochs=3,
+                  stage_steps=20, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
+    "full": dict(people=200, steps=1200, batch=48, seeds=[0, 1, 2], ks=[1, 2, 4, 8, 16], rhos=[0.01, 0.02, 0.05, 0.1],
+                 qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, stage_steps=60, probe=[], parts=["sweeps", "table1", "table2", "large"]),
+}
+LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
+GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
+
+def run_job(name, cmds, out, threads, device):
+    """Run a job's commands in turn unless it finished before; True when it has."""
+    done = os.path.join(out, "job.json")
+    if os.path.exists(done):
+        return True
+    os.makedirs(out, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    t0 = time.time()
+    with open(os.path.join(out, "job.log"), "w") as log:
+        for cmd in cmds:
+            cmd = [sys.executable] + [str(c) for c in cmd] + (["--device", device] if cmd[0] == "train.py" else [])
+            log.write("$ " + " ".join(cmd) + "\n")
+            log.flush()
+            if subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                print(f"  FAILED {name}: see {out}/job.log", flush=True)
+                return False
+    with open(done, "w") as f:
+        json.dump({"name": name, "seconds": time.time() - t0, "commands": cmds}, f, default=str)
+    print(f"  done {name} ({time.time() - t0:.0f} s)", flush=True)
+    return True
+
+def fact_loss(model_dir, world, device):
+    """The knowledge-token diagnostic: mean loss on the fact tokens of test people's documents in formats
+    (variants 32-33 of augment.py, never trained on) and paraphrases (para4..7, never trained on)."""
+    model, tok = load_model(model_dir, device)
+    model.eval()
+    people = {it["doc_id"] for it in read_qa(os.path.join(world, "qa.jsonl"), "test")}
+    docs = [d for d in read_docs(os.path.join(world, "docs.jsonl")) if d["id"] in people]
+    para = [d for d in read_docs(os.path.join(world, "docs_para.jsonl")) if d["id"].split("#")[0] in people
+            and int(d["id"].split("#para")[1]) >= 4]
+    out = {}
+    for name, texts in (("formats", [(v, d["facts"]) for d in docs for v in format_variants(d["text"], 34, list(d["facts"].values()))[32:]]),
+                        ("paraphrases", [(d["text"], d["facts"]) for d in para])):
+        losses = []
+        for text, facts in texts:
+            ids = tok(text)["input_ids"]
+            with torch.no_grad():
+                logp = model(torch.tensor([ids], device=device)).logits[0].float().log_softmax(-1)
+            for value in facts.values():
+                f = tok(" " + value, add_special_tokens=False)["input_ids"]
+                i = next((i for i in range(1, len(ids) - len(f) + 1) if ids[i:i + len(f)] == f), None)
+                if i is not None:  # the fact's tokens, each predicted from everything before it
+                    losses.append(-logp[torch.arange(i - 1, i - 1 + len(f)), torch.tensor(f)].mean().item())
+        out[name] = statistics.mean(losses)
+    return out
+
+def mean_std(xs):
+    xs = [x for x in xs if x is not None]
+    return {"mean": statistics.mean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0, "n": len(xs)} if xs else None
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=list(MODES), help="quick (about 20 min on 2 CPU cores) or full (README's tables)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--only", nargs="+", default=None, help="parts to run (sweeps table1 table2 large)")
+    p.add_argument("--root", default=os.path.join(ROOT, "experiments"), help="where runs/ and results/ go")
+    args = p.parse_args()
+    cfg = MODES[args.mode]
+    parts = args.only or cfg["parts"]
+    runs = os.path.join(args.root, "runs", args.mode)
+    res_path = os.path.join(args.root, "results", args.mode, "results.json")
+    os.makedirs(os.path.dirname(res_path), exist_ok=True)
+    results = json.load(open(res_path)) if os.path.exists(res_path) else {}
+    results.update(mode=args.mode, config=cfg, device=args.device, machine=torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()} CPU cores")
+    pool, started = ThreadPoolExecutor(args.jobs), time.time()
+
+    def make_world(name, people):
+        world = os.path.join(runs, name)
+        if not os.path.exists(os.path.join(world, "para_train.jsonl")):
+            subprocess.run([sys.executable, "data/bios/prepare.py", "--people", str(people), "--paraphrases", "8", "--out_dir", world], cwd=ROOT, check=True)
+            with open(os.path.join(world, "docs_para.jsonl")) as f:  # para0..3 are trained on, para4..7 held out
+                lines = [l for l in f if int(json.loads(l)["id"].split("#para")[1]) < 4]
+            with open(os.path.join(world, "para_train.jsonl"), "w") as f:
+                f.writelines(lines)
+        return world, *(os.path.join(world, f) for f in ("docs.jsonl", "qa.jsonl", "para_train.jsonl"))
+
+    def batch(jobs):  # run (name, commands) jobs, `--jobs` at a time, and wait for all
+        futures = [pool.submit(run_job, name, cmds, os.path.join(runs, name), args.threads, args.device) for name, cmds in jobs]
+        return all(f.result() for f in futures)
+
+    def metrics(name):
+        path = os.path.join(runs, name, "args.json")
+        return json.load(open(path))["metrics"] if os.path.exists(path) else {}
+
+    def train(name, seed, flags, steps=cfg["steps"]):
+        return ["train.py", "--out_dir", os.path.join(runs, name), "--seed", seed, "--max_steps", steps, "--batch_size", cfg["batch"], *flags]
+
+    def cell(names, keys=("test_exact_match", "dev_exact_match", "tokens")):
+        ms = [metrics(n) for n in names]
+        return {k: mean_std([m.get(k) for m in ms]) for k in keys} | {"per_seed_test": [m.get("test_exact_match") for m in ms]}
+
+    world, docs, qa, para = make_world("world", cfg["people"])
+    seeds = cfg["seeds"]
+    K, rho = results.get("chosen", {}).get("K", 4), results.get("chosen", {}).get("rho", 0.05)
+    if "sweeps" in parts:  # mixed training (documents + train people's QA in one run): K and rho on dev
+        jobs = [(f"mixed_k{k}_s{s}", [train(f"mixed_k{k}_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--aug", k])]) for k in cfg["ks"] for s in seeds]
+        jobs += [(f"mixed_sam{r}_s{s}", [train(f"mixed_sam{r}_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--sam", "--rho", r])]) for r in cfg["rhos"] for s in seeds]
+        batch(jobs)
+        results["sweeps"] = {c: cell([f"{c}_s{s}" for s in seeds]) for c in [f"mixed_k{k}" for k in cfg["ks"]] + [f"mixed_sam{r}" for r in cfg["rhos"]]}
+        dev = lambda c: (results["sweeps"][c]["dev_exact_match"] or {"mean": -1})["mean"]  # noqa: E731
+        K = max([k for k in cfg["ks"] if k > 1], key=lambda k: dev(f"mixed_k{k}"))
+        rho = max(cfg["rhos"], key=lambda r: dev(f"mixed_sam{r}"))
+        results["chosen"] = {"K": K, "rho": rho}
+    arms = {"baseline": [], f"aug{K}": ["--aug", K], f"sam{rho}": ["--sam", "--rho", rho], f"aug{K}+sam{rho}": ["--aug", K, "--sam", "--rho", rho],
+            "para": [], f"para+aug{K}+sam{rho}": ["--aug", K, "--sam", "--rho", rho]}
+    data_of = lambda arm: [docs, para] if arm.startswith("para") else [docs]  # noqa: E731
+    if "table1" in parts:
+        reuse = {"baseline": "mixed_k1", f"aug{K}": f"mixed_k{K}", f"sam{rho}": f"mixed_sam{rho}"}
+        mixed_name = lambda arm, s: f"{reuse[arm]}_s{s}" if arm in reuse and "sweeps" in parts else f"mixed_{arm}_s{s}"  # noqa: E731
+        jobs = [(mixed_name(a, s), [train(mixed_name(a, s), s, ["--data", *data_of(a), qa, "--eval_qa", qa, *f])]) for a, f in arms.items() for s in seeds]
+        jobs += [(f"pre_{a}_s{s}", [train(f"pre_{a}_s{s}", s, ["--data", *data_of(a), *f])]) for a, f in arms.items() for s in seeds]  # protocol (a), step 1
+        batch(jobs)
+        qa_tune = lambda name, pre, s, lr: (name, [train(name, s, ["--init_from", os.path.join(runs, pre), "--data", qa, "--eval_qa", qa,  # noqa: E731
+                                                                   "--epochs", cfg["qa_epochs"], "--lr", lr, "--warmup", 5], steps=1)])
+        batch([qa_tune(f"qalr{lr}", "pre_baseline_s0", 0, lr) for lr in cfg["qa_lrs"]])  # the QA-tuning lr, on dev
+        qa_lr = max(cfg["qa_lrs"], key=lambda lr: metrics(f"qalr{lr}").get("dev_exact_match", -1))
+        results.setdefault("chosen", {})["qa_lr"] = qa_lr
+        batch([qa_tune(f"seq_{a}_s{s}", f"pre_{a}_s{s}", s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2
+        table = {}
+        for a in arms:
+            diag = [fact_loss(os.path.join(runs, mixed_name(a, s)), world, args.device) for s in seeds]
+            table[a] = {"mixed": cell([mixed_name(a, s) for s in seeds]), "sequential": cell([f"seq_{a}_s{s}" for s in seeds]),
+                        "fact_loss_formats": mean_std([d["formats"] for d in diag]), "fact_loss_paraphrases": mean_std([d["paraphrases"] for d in diag]),
+                        "per_seed_fact_loss_formats": [d["formats"] for d in diag], "per_seed_fact_loss_paraphrases": [d["paraphrases"] for d in diag]}
+        results["table1"] = table
+        pts = [(fl, em) for a in table.values() for fl, em in zip(a["per_seed_fact_loss_formats"], a["mixed"]["per_seed_test"]) if em is not None]
+        pts_p = [(fl, em) for a in table.values() for fl, em in zip(a["per_seed_fact_loss_paraphrases"], a["mixed"]["per_seed_test"]) if em is not None]
+        results["fact_loss_vs_test_em"] = {"pearson_formats": statistics.correlation(*zip(*pts)) if len(pts) > 2 else None,
+                                           "pearson_paraphrases": statistics.correlation(*zip(*pts_p)) if len(pts_p) > 2 else None, "points": len(pts)}
+    if "table2" in parts:  # gradual.py and its same-budget baselines, from the documents-only baseline model
+        lr = results.get("chosen", {}).get("qa_lr", 3e-4)
+        def job(m, s):
+            base = os.path.join(runs, f"pre_baseline_s{s}")
+            pre = [] if os.path.exists(os.path.join(base, "args.json")) else [train(f"pre_baseline_s{s}", s, ["--data", docs])]
+            return (f"{m}_s{s}", pre + [["gradual.py", "--model", base, "--qa", qa, "--out_dir", os.path.join(runs, f"{m}_s{s}"), "--baseline", m,
+                                         "--seed", s, "--stage_steps", cfg["stage_steps"], "--lr", lr, "--warmup", 5, *cfg["probe"]]])
+        batch([job("gradual", s) for s in seeds])
+        for m in GRADUAL_MODES[1:]:  # the baselines reuse gradual's probes of the same base model (gradual.py skips existing outputs)
+            for s in seeds:
+                os.makedirs(os.path.join(runs, f"{m}_s{s}"), exist_ok=True)
+                for f in ("probe_base.jsonl", "probe_base_seed2.jsonl", "probe_base_test.jsonl"):
+                    src = os.path.join(runs, f"gradual_s{s}", f)
+                    if os.path.exists(src):
+                        shutil.copy(src, os.path.join(runs, f"{m}_s{s}", f))
+        batch([job(m, s) for m in GRADUAL_MODES[1:] for s in seeds])
+        results["table2"] = {m: [json.load(open(os.path.join(runs, f"{m}_s{s}", "report.json"))) for s in seeds
+                                 if os.path.exists(os.path.join(runs, f"{m}_s{s}", "report.json"))] for m in GRADUAL_MODES}
+    if "large" in parts:  # a bigger world and model: mixed training, baseline / augmentation / SAM
+        lworld, ldocs, lqa, _ = make_world("world_large", LARGE["people"])
+        larms = {"baseline": [], f"aug{K}": ["--aug", K], f"sam{rho}": ["--sam", "--rho", rho], f"aug{K}+sam{rho}": ["--aug", K, "--sam", "--rho", rho]}
+        batch([(f"large_{a}_s{s}", [train(f"large_{a}_s{s}", s, ["--data", ldocs, lqa, "--eval_qa", lqa, *LARGE["flags"], *f], LARGE["steps"])])
+               for a, f in larms.items() for s in LARGE["seeds"]])
+        results["large"] = {"config": LARGE, "cells": {a: cell([f"large_{a}_s{s}" for s in LARGE["seeds"]]) for a in larms}}
+    results["wall_seconds"] = results.get("wall_seconds", 0) + time.time() - started
+    with open(res_path + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(res_path + ".tmp", res_path)
+    print(f"wrote {res_path} ({(time.time() - started) / 60:.1f} min this run)")
+
+if __name__ == "__main__":
+    main()
