@@ -118,7 +118,8 @@ def bench_probe(init, n_probe, n_naive, device):
     t, n_tokens = time.perf_counter(), 0
     for it in items[:n_naive]:
         for exemplars in sets[it["relation"]]:
-            enc = tokenizer(probe.prefix_text(it, exemplars, args.shots) + qa_prompt(it["question"]), return_tensors="pt").to(device)
+            ids = list(probe.prefix_ids(tokenizer, it, exemplars, args.shots)) + tokenizer(qa_prompt(it["question"]))["input_ids"]
+            enc = {"input_ids": torch.tensor([ids], device=device), "attention_mask": torch.ones(1, len(ids), dtype=torch.long, device=device)}
             for s in range(1 + args.samples):
                 kw = dict(do_sample=True, temperature=args.temperature, top_k=args.top_k) if s else dict(do_sample=False)
                 out = model.generate(**enc, max_new_tokens=args.max_new_tokens, eos_token_id=stops, pad_token_id=tokenizer.pad_token_id, **kw)

@@ -18,8 +18,8 @@ from collections import defaultdict
 
 import torch
 
-from augment import qa_completion, qa_prompt
-from data import DataError, read_qa
+from augment import qa_completion
+from data import DataError, encode_pair, make_prompt, read_qa
 
 # -----------------------------------------------------------------------------
 # matching: one implementation of "is this answer correct", used by eval.py and probe.py
@@ -35,11 +35,13 @@ def contains(pred, answers):
     return any(normalize(a) in normalize(pred) for a in answers)
 
 # -----------------------------------------------------------------------------
-# model loading and prompts, shared by train.py, probe.py and eval.py
+# model loading, shared by train.py, probe.py and eval.py
 
 def load_model(path, device="cpu", dtype=torch.float32):
     """AutoModelForCausalLM + AutoTokenizer from a local folder or a hub id; one clear error if neither."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    if not os.path.isdir(path) and (path.startswith(("/", ".", "~")) or path.count("/") > 1):  # a path, not a hub id
+        raise DataError(f"--model/--init_from {path}: no such model folder")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
@@ -49,22 +51,6 @@ def load_model(path, device="cpu", dtype=torch.float32):
     if tokenizer.pad_token_id is None:  # only used under an attention mask of 0; any id will do
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.convert_ids_to_tokens(0)
     return model, tokenizer
-
-def make_prompt(tokenizer, question, fmt=0, chat=False):
-    """The prompt train.py teaches and eval.py / probe.py ask with (chat: the tokenizer's chat template)."""
-    if chat:
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                             add_generation_prompt=True)
-    return qa_prompt(question, fmt)
-
-def encode_pair(tokenizer, prompt, completion, chat=False):
-    """Token ids of prompt + completion and the number of prompt tokens (the loss mask boundary)."""
-    special = not chat  # a chat template already carries its special tokens
-    p = tokenizer(prompt, add_special_tokens=special)["input_ids"]
-    full = tokenizer(prompt + completion, add_special_tokens=special)["input_ids"]
-    if full[:len(p)] != p:  # a merge across the boundary: encode the two sides apart
-        full = p + tokenizer(completion, add_special_tokens=False)["input_ids"]
-    return full, len(p)
 
 def stop_ids(tokenizer):
     """Every token whose text holds a newline, and eos: generation of an answer ends at any of them."""
@@ -133,13 +119,14 @@ def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=F
     return [a for _, a in sorted(answers)]
 
 @torch.no_grad()
-def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0):
-    """One teacher-forced pass per (prompt, gold answer): does greedy decoding produce exactly the gold
-    tokens and then the newline (argmax at every position), and what is the probability that sampling at
-    `temperature` / `top_k` does. The fast, exact path beside real generation."""
+def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0, prefix=(), chat=False):
+    """One teacher-forced pass per (prompt, gold answer), after the token ids `prefix` (few-shot exemplars):
+    does greedy decoding produce exactly the gold tokens and then the newline (argmax at every position),
+    and what is the probability that sampling at `temperature` / `top_k` does. The fast, exact path."""
     device, greedy, prob = next(model.parameters()).device, [], []
     for b in range(0, len(prompts), batch_size):
-        rows = [encode_pair(tokenizer, p, qa_completion(g)) for p, g in zip(prompts[b:b + batch_size], golds[b:b + batch_size])]
+        rows = [encode_pair(tokenizer, p, qa_completion(g), chat) for p, g in zip(prompts[b:b + batch_size], golds[b:b + batch_size])]
+        rows = [(list(prefix) + r, len(prefix) + n) for r, n in rows]
         n = max(len(r) for r, _ in rows)
         ids = torch.tensor([r + [tokenizer.pad_token_id] * (n - len(r)) for r, _ in rows], device=device)
         mask = (torch.arange(n, device=device)[None] < torch.tensor([len(r) for r, _ in rows], device=device)[:, None]).long()
@@ -163,7 +150,7 @@ def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, cat
     prompts = [make_prompt(tokenizer, it["question"], chat=chat) for it in items]
     if fast:  # greedy correct iff some gold answer is greedy-decoded token for token
         pairs = [(i, a) for i, it in enumerate(items) for a in it["answers"]]
-        ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size)[0]
+        ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size, chat=chat)[0]
         hit = defaultdict(bool)
         for (i, a), g in zip(pairs, ok):
             hit[i] |= g

@@ -42,8 +42,8 @@ def get_args(argv=None):
     p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)), help="ranks per stage (torchrun when > 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes and the replay / random choice")
     for flag, kind, default in (("--n_prompts", int, 10), ("--shots", int, 4), ("--samples", int, 16),
-                                ("--temperature", float, 0.5), ("--top_k", int, 40), ("--batch_size", int, 32)):
-        p.add_argument(flag, type=kind, default=default, help="passed to probe.py")
+                                ("--temperature", float, 0.5), ("--top_k", int, 40), ("--probe_batch_size", int, 32)):
+        p.add_argument(flag, type=kind, default=default, help="passed to probe.py (--probe_batch_size as --batch_size)")
     p.add_argument("--fast", action="store_true", help="passed to probe.py")
     return p.parse_known_args(argv)
 
@@ -61,8 +61,8 @@ def do_probe(args, model, split, name, seed=None):
     out = os.path.join(args.out_dir, f"probe_{name}.jsonl")
     if not os.path.exists(out):  # probe.py writes atomically: present means finished
         flags = ["--model", model, "--qa", args.qa, "--split", split, "--out", out, "--seed", args.seed if seed is None else seed]
-        for k in ("n_prompts", "shots", "samples", "temperature", "top_k", "batch_size"):
-            flags += [f"--{k}", getattr(args, k)]
+        for k in ("n_prompts", "shots", "samples", "temperature", "top_k", "probe_batch_size"):
+            flags += [f"--{k.replace('probe_', '')}", getattr(args, k)]
         run(args, "probe.py", flags + (["--fast"] if args.fast else []))
     with open(out) as f:
         return {r["id"]: r["category"] for r in map(json.loads, f)}
@@ -133,16 +133,17 @@ def main(argv=None):
     test_categories = os.path.join(args.out_dir, "probe_base_test.jsonl")
     do_probe(args, args.model, "test", "base_test")
     maybe = [train_items[k] for k, c in probes["base"].items() if c == "MaybeKnown"]
-    if not maybe:
-        sys.exit("gradual.py: the base model has no MaybeKnown items to train on")
     models = {"base": args.model}
     one_run = args.baseline in ("one_stage", "all")
     stage1 = list(train_items.values()) if args.baseline == "all" else maybe
+    if not stage1:
+        sys.exit("gradual.py: the base model has no MaybeKnown items to train on (probe_base.jsonl)")
     models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags, args.stage_steps * (2 if one_run else 1))
     probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
     if not one_run:
         moved = [train_items[k] for k, c in probes["base"].items() if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
-        highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown"]
+        moved_ids = {it["id"] for it in moved}
+        highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown" and k not in moved_ids]  # replay: no item twice
         n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
         stage2 = {"gradual": moved + rng.sample(highly, n_replay), "two_rounds": maybe,
                   "random": rng.sample(list(train_items.values()), min(len(train_items), len(moved) + n_replay))}[args.baseline]

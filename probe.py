@@ -26,7 +26,7 @@ import torch
 
 from augment import qa_completion, qa_prompt
 from data import DataError, read_qa
-from eval import decode, exact_match, left_pad, load_model, score_gold, stop_ids
+from eval import decode, encode_pair, exact_match, left_pad, load_model, score_gold, stop_ids
 
 CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
 
@@ -46,35 +46,34 @@ def exemplar_sets(pool, n_prompts, shots, seed):
     return {rel: [random.Random(f"{seed}:{rel}:{j}").sample(items, min(shots + 1, len(items))) for j in range(n_prompts)]
             for rel, items in by_rel.items()}
 
-def prefix_text(item, exemplars, shots):
+def prefix_ids(tokenizer, item, exemplars, shots):
+    """The few-shot prefix: each exemplar encoded exactly as train.py encodes a QA item (with its BOS, if the
+    tokenizer adds one), then put end to end. Encoding the joined text instead would tokenize the second
+    "Question" after a newline, unlike every "Question" the model was trained on (with byte-level BPE and a
+    prefix space: "Question" against " Question"); a small model then fails its own training facts."""
     chosen = [e for e in exemplars if e["id"] != item["id"]][:shots]
-    return "".join(qa_prompt(e["question"]) + qa_completion(e["answer"]) for e in chosen)
+    return tuple(t for e in chosen for t in encode_pair(tokenizer, qa_prompt(e["question"]), qa_completion(e["answer"]))[0])
 
-def run_unit(model, tokenizer, prefix, chunk, args, stops, generator):
+def run_unit(model, tokenizer, prefix_ids, chunk, args, stops, generator):
     """(greedy correct, sample correct) of each question in `chunk`, all sharing one few-shot prefix."""
     device = next(model.parameters()).device
     rows_per_q = 1 + args.samples
     if args.fast:
-        prompts = [prefix + qa_prompt(it["question"]) for it in chunk for _ in it["answers"]]
+        prompts = [qa_prompt(it["question"]) for it in chunk for _ in it["answers"]]
         golds = [a for it in chunk for a in it["answers"]]
-        greedy, prob = score_gold(model, tokenizer, prompts, golds, args.batch_size * rows_per_q, args.temperature, args.top_k)
+        greedy, prob = score_gold(model, tokenizer, prompts, golds, args.batch_size * rows_per_q, args.temperature, args.top_k, list(prefix_ids))
         out, k = [], 0
         for it in chunk:  # distinct gold answers are disjoint events (each ends with the newline)
             n = len(it["answers"])
             out.append((int(any(greedy[k:k + n])), min(1.0, sum(prob[k:k + n])) * args.samples))
             k += n
         return out
-    prefix_ids = tokenizer(prefix)["input_ids"]
-    suffixes = []
-    for it in chunk:
-        full = tokenizer(prefix + qa_prompt(it["question"]))["input_ids"]
-        ok = full[:len(prefix_ids)] == prefix_ids
-        suffixes.append(full[len(prefix_ids):] if ok else tokenizer(qa_prompt(it["question"]), add_special_tokens=False)["input_ids"])
+    suffixes = [tokenizer(qa_prompt(it["question"]))["input_ids"] for it in chunk]
     ids, mask = left_pad(suffixes, tokenizer.pad_token_id, device)
     past = None
     if prefix_ids:  # (zero-shot without a BOS token has no prefix)
         with torch.no_grad():
-            past = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
+            past = model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True).past_key_values
         past.batch_repeat_interleave(len(chunk))  # the prefix is computed once, shared by every question
         mask = torch.cat([torch.ones(len(chunk), len(prefix_ids), dtype=mask.dtype, device=device), mask], dim=1)
     temps = torch.tensor(([0.0] + [args.temperature] * args.samples) * len(chunk), device=device)
@@ -92,7 +91,7 @@ def probe(model, tokenizer, items, pool, args, rank=0, world_size=1, progress=Fa
     groups = defaultdict(list)  # few-shot prefix -> questions asked with it
     for it in items:
         for j, exemplars in enumerate(sets.get(it["relation"], [[]] * args.n_prompts)):
-            groups[prefix_text(it, exemplars, args.shots)].append(it)
+            groups[prefix_ids(tokenizer, it, exemplars, args.shots)].append(it)
     units = [(p, g[b:b + args.batch_size]) for p, g in groups.items() for b in range(0, len(g), args.batch_size)]
     stops, device = stop_ids(tokenizer), next(model.parameters()).device
     counts = defaultdict(lambda: [0, 0.0])

@@ -38,9 +38,7 @@ class SAM(torch.optim.Optimizer):
                 if hasattr(g, "to_local"):  # FSDP2 DTensor shard: sum the local part, all-reduce below
                     g, sharded = g.to_local(), True
                 squares.append(g.float().pow(2).sum())
-        if not squares:
-            return torch.zeros(())
-        total = torch.stack(squares).sum()
+        total = torch.stack(squares).sum() if squares else torch.zeros(())
         if sharded:
             torch.distributed.all_reduce(total)  # each rank holds a disjoint shard: squares add up
         return total.sqrt()
@@ -60,10 +58,7 @@ class SAM(torch.optim.Optimizer):
                 if "w" not in state:
                     state["w"] = torch.empty_like(p)  # the one extra param-size buffer, reused every step
                 state["w"].copy_(p)
-                e = p.grad * scale
-                if group["adaptive"]:
-                    e = e * p * p  # ASAM: e = rho * w^2 * g / ||w * g||
-                p.add_(e)
+                p.add_(p.grad * scale * (p * p if group["adaptive"] else 1))  # ASAM: e = rho * w^2 * g / ||w * g||
                 self.perturbed.append(p)
         if zero_grad:
             self.zero_grad()
@@ -79,13 +74,10 @@ class SAM(torch.optim.Optimizer):
         if zero_grad:
             self.zero_grad()
 
-    def step(self, closure=None):
-        """Closure form for compatibility: grads at w must already be in .grad; closure re-evaluates loss.backward()."""
-        if closure is None:
-            raise ValueError("SAM.step needs a closure; prefer first_step / second_step")
+    def step(self, closure):
+        """Closure form, for compatibility: .grad holds the gradient at w; closure() recomputes loss.backward()."""
         self.first_step(zero_grad=True)
-        with torch.enable_grad():
-            closure()
+        torch.enable_grad()(closure)()
         self.second_step()
 
     def state_dict(self):

@@ -15,11 +15,9 @@ The global batch is batch_size x grad_accum x world_size examples, a fixed set p
 over ranks and micro-batches; the loss is normalized by the target tokens of the whole global batch.
 """
 import argparse
-import functools
 import json
 import math
 import os
-import random
 import resource
 import shutil
 import subprocess
@@ -31,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
-from data import DataError, read_examples, read_qa
-from eval import encode_pair, evaluate, load_model, make_prompt, print_table
+from data import DataError, collate, epoch_order, global_batch, load_examples, micro_batches, read_examples, read_qa  # noqa: F401
+from eval import evaluate, load_model, print_table
 from sam import SAM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,6 +64,7 @@ def get_args(argv=None):
     a("--adaptive", action="store_true", help="ASAM: perturbation scaled by |w| (use a larger rho, e.g. 0.5)")
     a("--aug", type=int, default=1, help="formatted copies per document; each pass over a document uses the next one")
     a("--qa_aug", type=int, default=1, help="prompt formats per QA item, used in turn")
+    a("--qa_pack", type=int, default=1, help="QA items per training sequence (> 1: the model sees few-shot-like contexts)")
     a("--epochs", type=float, default=None, help="passes over the training examples (overrides --max_steps)")
     a("--max_steps", type=int, default=max_steps, help="optimizer steps")
     a("--batch_size", type=int, default=batch_size, help="examples per micro-batch per rank")
@@ -92,82 +91,12 @@ def get_args(argv=None):
     a("--log_every", type=int, default=10, help="log every N steps")
     a("--peak_tflops", type=float, default=0, help="peak of the device for MFU (0: measured at start)")
     args = p.parse_args(argv)
-    for name in ("aug", "qa_aug", "batch_size", "grad_accum", "max_steps"):
+    for name in ("aug", "qa_aug", "qa_pack", "batch_size", "grad_accum", "max_steps"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
     if args.dtype == "float16":
         p.error("--dtype float16 needs a loss scaler, which this loop does not have: use bfloat16 or float32")
     return args
-
-# -----------------------------------------------------------------------------
-# data: every example is a list of variants (formats); each is (token ids, number of unlabeled prompt tokens)
-
-def load_examples(args, files, tokenizer, max_len, master_process):
-    """Examples as lists of versions. Documents whose ids agree before a '#' (p7, p7#para0, p7#fmt3: the
-    paraphrases of prepare.py, an augment.py output) are versions of one document, each in --aug formats;
-    a QA item has --qa_aug prompt formats. Each pass over an example uses its next version, so arms with
-    more versions see the same number of examples and tokens per step as the baseline."""
-    groups, n_cut = {}, 0
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    for f, (kind, items) in enumerate(files):
-        for it in items:
-            if kind == "docs":
-                key = ("doc", it["id"].split("#")[0])
-                texts = format_variants(it["text"], args.aug, list(it.get("facts", {}).values()), args.seed)
-                versions = [(tokenizer(t)["input_ids"] + eos, 0) for t in texts]
-            else:
-                key = ("qa", f, it["id"])
-                versions = [encode_pair(tokenizer, make_prompt(tokenizer, it["question"], k, args.chat),
-                                        qa_completion(it["answer"]), args.chat) for k in range(args.qa_aug)]
-            n_cut += sum(len(ids) > max_len for ids, _ in versions)
-            groups.setdefault(key, []).extend((ids[:max_len], n) for ids, n in versions)
-    if n_cut and master_process:
-        print(f"warning: {n_cut} sequences longer than the context ({max_len} tokens) were truncated", file=sys.stderr)
-    return list(groups.values())
-
-@functools.lru_cache(maxsize=4)
-def epoch_order(n, seed, epoch):
-    order = list(range(n))
-    random.Random(seed * 100003 + epoch).shuffle(order)
-    return order
-
-def global_batch(examples, step, size, seed):
-    """The examples of a step: positions [step*size, (step+1)*size) of an endless stream of shuffled
-    epochs; an example's format is chosen by the epoch, so every pass over a document shows the next one."""
-    batch = []
-    for q in range(step * size, (step + 1) * size):
-        epoch, i = divmod(q, len(examples))
-        j = epoch_order(len(examples), seed, epoch)[i]
-        batch.append(examples[j][(epoch + j) % len(examples[j])])
-    return batch
-
-def micro_batches(batch, n_micro, rank, world_size, pad_id, device, split=True):
-    """This rank's share of the global batch: world_size * n_micro micro-batches of similar lengths, each
-    cut into pieces where the length drops below 0.7x the piece's longest (mixed documents and QA would
-    otherwise pad every QA item to a document's length; the gradient is the same sum). Rows are padded
-    on the right; labels are -100 on the prompt and the padding."""
-    batch = sorted(batch, key=lambda x: -len(x[0]))
-    size = len(batch) // (n_micro * world_size)
-    chunks = [batch[j * size:(j + 1) * size] for j in range(n_micro * world_size)][rank::world_size]
-    pieces = []
-    for chunk in chunks:
-        start = 0
-        for r in range(1, len(chunk) + 1):
-            if r == len(chunk) or (split and len(chunk[r][0]) < 0.7 * len(chunk[start][0])):
-                pieces.append(collate(chunk[start:r], pad_id, device))
-                start = r
-    return pieces
-
-def collate(rows, pad_id, device):
-    n = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), n), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), n), dtype=torch.long)
-    for r, (x, n_prompt) in enumerate(rows):
-        ids[r, :len(x)], mask[r, :len(x)] = torch.tensor(x), 1
-        labels[r, n_prompt:len(x)] = torch.tensor(x[n_prompt:])  # loss masking: no loss on the prompt
-    keep = (labels[:, 1:] != -100).any(0).nonzero().flatten()  # positions whose next token carries loss
-    return ids.to(device), mask.to(device), labels.to(device), keep.to(device)
 
 # -----------------------------------------------------------------------------
 # model
@@ -196,22 +125,15 @@ def scratch_model(args, texts, out_dir, master_process, ddp):
     torch.manual_seed(args.seed)  # the same init on every rank
     return LlamaForCausalLM(config), tokenizer
 
-def model_flops_per_token(model, seq_len):
-    """6N for the matmuls of forward + backward, plus attention (PaLM appendix B)."""
-    c = model.config
-    n_params = sum(p.numel() for p in model.parameters())
-    return 6 * n_params + 12 * c.num_hidden_layers * c.hidden_size * seq_len
-
-def measure_peak_flops(device, dtype, n=None, reps=10):
+def measure_peak_flops(device, dtype, reps=10):
     """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet."""
-    n = n or (8192 if str(device).startswith("cuda") else 1024)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    n = 8192 if str(device).startswith("cuda") else 1024
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
-    a @ b
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(reps):
+    for i in range(reps + 1):
+        if i == 1:  # the first product warms up
+            sync()
+            t0 = time.perf_counter()
         a @ b
     sync()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
@@ -369,9 +291,9 @@ def main(argv=None):
         with open(log_path, "w") as f:
             f.writelines(l for l in old if json.loads(l).get("step", 0) <= step)
     peak = args.peak_tflops * 1e12 or measure_peak_flops(device, dtype)
-    metrics, best = {}, -1.0
+    metrics = json.load(open(os.path.join(out, "args.json")))["metrics"] if args.resume else {}
+    best, n_params, c = -1.0, sum(p.numel() for p in raw_model.parameters()), raw_model.config
     if master_process:
-        n_params = sum(p.numel() for p in raw_model.parameters())
         print(f"{n_params / 1e6:.2f}M params | {len(examples)} examples | global batch {global_size} | {steps} steps"
               f" | {'SAM' if args.sam else 'AdamW'} | {world_size} rank(s) on {device} | peak {peak / 1e12:.2f} TFLOP/s")
     from tqdm import tqdm
@@ -382,7 +304,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr_now
         batch = global_batch(examples, step, global_size, args.seed)
-        n_tokens = sum(max(0, len(ids) - max(n, 1)) for ids, n in batch)  # targets: every token after the first / the prompt
+        n_tokens = max(1, sum(max(0, e - max(s, 1)) for _, spans in batch for s, e in spans))  # target tokens (the first has no context)
         # length pieces pay on a CPU (padding is compute); on a GPU a forward's fixed cost outweighs the
         # padding of short examples (bench.py, 0.5B on an H100), and FSDP2 needs as many forwards on every rank
         batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, split=device == "cpu" and not args.fsdp)
@@ -417,7 +339,9 @@ def main(argv=None):
                 torch.cuda.synchronize()
             dt, t0 = time.perf_counter() - t0, time.perf_counter()
             n_steps = step - logged_step
-            flops = model_flops_per_token(raw_model, tokens_seen / (n_steps * len(batch))) * tokens_seen * (2 if args.sam else 1)
+            # model FLOPs: 6N a token for the matmuls of forward + backward, plus attention (PaLM, appendix B)
+            per_token = 6 * n_params + 12 * c.num_hidden_layers * c.hidden_size * tokens_seen / (n_steps * len(batch))
+            flops = per_token * tokens_seen * (2 if args.sam else 1)  # both SAM passes count
             mem = torch.cuda.max_memory_allocated() if device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             row.update(tokens_per_s=tokens_seen / dt, step_s=dt / n_steps, mfu=flops / dt / peak, peak_mem_mb=mem / 2**20)
             tokens_seen, logged_step = 0, step
@@ -428,15 +352,10 @@ def main(argv=None):
             row["dev_exact_match"] = res["exact_match"]
             if master_process:
                 tqdm.write(f"step {step}: dev exact match {100 * res['exact_match']:.1f}%")
-            if args.keep_best and res["exact_match"] > best:
-                best = res["exact_match"]
-                model_state, _ = full_states()
+            if args.keep_best and res["exact_match"] > best:  # model selection on dev, never on test
+                best, states = res["exact_match"], full_states()
                 if master_process:
-                    shutil.rmtree(os.path.join(out, "best.tmp"), ignore_errors=True)
-                    raw_model.save_pretrained(os.path.join(out, "best.tmp"), state_dict=model_state)
-                    tokenizer.save_pretrained(os.path.join(out, "best.tmp"))
-                    shutil.rmtree(os.path.join(out, "best"), ignore_errors=True)
-                    os.replace(os.path.join(out, "best.tmp"), os.path.join(out, "best"))
+                    save_checkpoint(os.path.join(out, "best"), raw_model, tokenizer, *states, step, args, {"dev_exact_match": best})
             t0 += time.perf_counter() - t_eval  # evaluation time is not training time
         if master_process and ("mfu" in row or "dev_exact_match" in row):
             with open(log_path, "a") as f:

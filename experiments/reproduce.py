@@ -30,10 +30,12 @@ from data import read_docs, read_qa  # noqa: E402
 from eval import load_model  # noqa: E402
 
 MODES = {
-    "quick": dict(people=100, steps=300, batch=24, seeds=[0], ks=[1, 4], rhos=[0.05], qa_lrs=[3e-4], qa_epochs=3,
+    "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.05], qa_lrs=[3e-4], qa_epochs=3,
                   stage_steps=20, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
-    "full": dict(people=200, steps=1200, batch=48, seeds=[0, 1, 2], ks=[1, 2, 4, 8, 16], rhos=[0.01, 0.02, 0.05, 0.1],
-                 qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, stage_steps=60, probe=[], parts=["sweeps", "table1", "table2", "large"]),
+    # steps: mixed training; pre_steps: documents only (protocol (a) and the base model of table 2), about as many
+    # passes over each document as mixed training makes (documents are a quarter of its examples)
+    "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 4, 8], rhos=[0.01, 0.05],
+                 qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, stage_steps=60, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
 }
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
 GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
@@ -127,6 +129,14 @@ def main():
     def train(name, seed, flags, steps=cfg["steps"]):
         return ["train.py", "--out_dir", os.path.join(runs, name), "--seed", seed, "--max_steps", steps, "--batch_size", cfg["batch"], *flags]
 
+    def save():  # after every part, so a long run reports what it has
+        results["wall_seconds"] = results.get("wall_seconds", 0) + time.time() - save.t
+        save.t = time.time()
+        with open(res_path + ".tmp", "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(res_path + ".tmp", res_path)
+    save.t = started
+
     def cell(names, keys=("test_exact_match", "dev_exact_match", "tokens")):
         ms = [metrics(n) for n in names]
         return {k: mean_std([m.get(k) for m in ms]) for k in keys} | {"per_seed_test": [m.get("test_exact_match") for m in ms]}
@@ -143,6 +153,7 @@ def main():
         K = max([k for k in cfg["ks"] if k > 1], key=lambda k: dev(f"mixed_k{k}"))
         rho = max(cfg["rhos"], key=lambda r: dev(f"mixed_sam{r}"))
         results["chosen"] = {"K": K, "rho": rho}
+        save()
     arms = {"baseline": [], f"aug{K}": ["--aug", K], f"sam{rho}": ["--sam", "--rho", rho], f"aug{K}+sam{rho}": ["--aug", K, "--sam", "--rho", rho],
             "para": [], f"para+aug{K}+sam{rho}": ["--aug", K, "--sam", "--rho", rho]}
     data_of = lambda arm: [docs, para] if arm.startswith("para") else [docs]  # noqa: E731
@@ -150,7 +161,7 @@ def main():
         reuse = {"baseline": "mixed_k1", f"aug{K}": f"mixed_k{K}", f"sam{rho}": f"mixed_sam{rho}"}
         mixed_name = lambda arm, s: f"{reuse[arm]}_s{s}" if arm in reuse and "sweeps" in parts else f"mixed_{arm}_s{s}"  # noqa: E731
         jobs = [(mixed_name(a, s), [train(mixed_name(a, s), s, ["--data", *data_of(a), qa, "--eval_qa", qa, *f])]) for a, f in arms.items() for s in seeds]
-        jobs += [(f"pre_{a}_s{s}", [train(f"pre_{a}_s{s}", s, ["--data", *data_of(a), *f])]) for a, f in arms.items() for s in seeds]  # protocol (a), step 1
+        jobs += [(f"pre_{a}_s{s}", [train(f"pre_{a}_s{s}", s, ["--data", *data_of(a), *f], cfg["pre_steps"])]) for a, f in arms.items() for s in seeds]  # protocol (a), step 1
         batch(jobs)
         qa_tune = lambda name, pre, s, lr: (name, [train(name, s, ["--init_from", os.path.join(runs, pre), "--data", qa, "--eval_qa", qa,  # noqa: E731
                                                                    "--epochs", cfg["qa_epochs"], "--lr", lr, "--warmup", 5], steps=1)])
@@ -169,13 +180,26 @@ def main():
         pts_p = [(fl, em) for a in table.values() for fl, em in zip(a["per_seed_fact_loss_paraphrases"], a["mixed"]["per_seed_test"]) if em is not None]
         results["fact_loss_vs_test_em"] = {"pearson_formats": statistics.correlation(*zip(*pts)) if len(pts) > 2 else None,
                                            "pearson_paraphrases": statistics.correlation(*zip(*pts_p)) if len(pts_p) > 2 else None, "points": len(pts)}
-    if "table2" in parts:  # gradual.py and its same-budget baselines, from the documents-only baseline model
+        save()
+    if "table2" in parts:  # gradual.py and its same-budget baselines
+        # The base model is trained like the mixed baseline (documents of everyone + the train people's QA),
+        # with --qa_pack 4 so that it has seen several QA items in one sequence, as a few-shot probe shows
+        # them (without it a small model copies the exemplars' answers). It answers questions and knows the
+        # held-out people's facts only partly; a model trained on documents alone probes all Unknown. Its
+        # test people are split in two: the gradual "train" half (probed, fine-tuned) and the "test" half.
+        qa2 = os.path.join(world, "qa_gradual.jsonl")
+        if not os.path.exists(qa2):
+            rows = [it for it in read_qa(qa) if it["split"] in ("dev", "test")]
+            for it in rows:
+                it["split"] = "dev" if it["split"] == "dev" else ("train", "test")[int(it["doc_id"][1:]) % 2]
+            with open(qa2, "w") as f:
+                f.writelines(json.dumps({k: v for k, v in it.items() if k != "answers"}) + "\n" for it in rows)
         lr = results.get("chosen", {}).get("qa_lr", 3e-4)
         def job(m, s):
-            base = os.path.join(runs, f"pre_baseline_s{s}")
-            pre = [] if os.path.exists(os.path.join(base, "args.json")) else [train(f"pre_baseline_s{s}", s, ["--data", docs])]
-            return (f"{m}_s{s}", pre + [["gradual.py", "--model", base, "--qa", qa, "--out_dir", os.path.join(runs, f"{m}_s{s}"), "--baseline", m,
-                                         "--seed", s, "--stage_steps", cfg["stage_steps"], "--lr", lr, "--warmup", 5, *cfg["probe"]]])
+            base = os.path.join(runs, f"gbase_s{s}")
+            pre = [] if os.path.exists(os.path.join(base, "args.json")) else [train(f"gbase_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--qa_pack", 4])]
+            return (f"{m}_s{s}", pre + [["gradual.py", "--model", base, "--qa", qa2, "--out_dir", os.path.join(runs, f"{m}_s{s}"), "--baseline", m,
+                                         "--seed", s, "--stage_steps", cfg["stage_steps"], "--lr", lr, "--warmup", 5, "--batch_size", 16, *cfg["probe"]]])
         batch([job("gradual", s) for s in seeds])
         for m in GRADUAL_MODES[1:]:  # the baselines reuse gradual's probes of the same base model (gradual.py skips existing outputs)
             for s in seeds:
@@ -193,10 +217,7 @@ def main():
         batch([(f"large_{a}_s{s}", [train(f"large_{a}_s{s}", s, ["--data", ldocs, lqa, "--eval_qa", lqa, *LARGE["flags"], *f], LARGE["steps"])])
                for a, f in larms.items() for s in LARGE["seeds"]])
         results["large"] = {"config": LARGE, "cells": {a: cell([f"large_{a}_s{s}" for s in LARGE["seeds"]]) for a in larms}}
-    results["wall_seconds"] = results.get("wall_seconds", 0) + time.time() - started
-    with open(res_path + ".tmp", "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(res_path + ".tmp", res_path)
+    save()
     print(f"wrote {res_path} ({(time.time() - started) / 60:.1f} min this run)")
 
 if __name__ == "__main__":

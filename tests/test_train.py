@@ -1,0 +1,531 @@
+"""train.py: the real loading path, tokenization of facts, QA loss masking, batching, overfitting, resume
+after a kill, the checkpoint journal, bad input, and the default run end to end.
+
+Most runs call train.main() in this process (the imports of torch and transformers are paid once); the
+resume test and the checks that need a fresh process (a kill, HF_HUB_OFFLINE) run train.py as a script."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import augment
+import eval as ev
+import train
+from conftest import ENV, ROOT, TINY, run
+from data import read_docs, read_qa
+from trained_facts import facts_file, one_thread, trained_on_facts, write_jsonl
+
+FAST = ["--peak_tflops", "1"]  # skip the matmul benchmark of the MFU denominator
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
+def main(capsys, *argv):
+    """train.main(argv) in this process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        train.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+def error_lines(err, prog="train.py"):
+    """The lines a script wrote about an error (tqdm's progress bars left out)."""
+    return [l for l in err.splitlines() if l.strip().startswith(prog + ":") or l.strip().startswith("usage:")
+            or "error:" in l]
+
+def digest(folder, names=("model.safetensors", "trainer_state.pt", "args.json", "config.json", "tokenizer.json")):
+    return {n: hashlib.sha256(open(os.path.join(folder, n), "rb").read()).hexdigest() for n in names}
+
+def tensors(path):
+    from safetensors.torch import load_file
+    return load_file(os.path.join(path, "model.safetensors"))
+
+def is_sub(needle, hay):
+    n = len(needle)
+    return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+
+def empty_or_absent(path):
+    return not os.path.exists(path) or not os.listdir(path)
+
+# -----------------------------------------------------------------------------
+# the real loading path
+
+def test_output_folder_loads_with_from_pretrained(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    names = set(os.listdir(tiny_model))
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "trainer_state.pt",
+            "args.json", "log.jsonl"} <= names, names
+    assert ".next" not in names  # the checkpoint journal was committed
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    assert tok.pad_token_id is not None and tok.eos_token_id is not None and tok.bos_token_id is not None
+    assert len(tok) <= model.config.vocab_size
+    # the weights from_pretrained loaded are the ones in model.safetensors (tied embeddings included)
+    saved = tensors(tiny_model)
+    params = model.state_dict()
+    for name, t in saved.items():
+        assert torch.equal(params[name], t), name
+    assert torch.equal(model.get_input_embeddings().weight, model.get_output_embeddings().weight)
+    ids = tok("Question: Which city was Ada born in?\nAnswer:", return_tensors="pt")["input_ids"]
+    logits = model(input_ids=ids).logits
+    assert logits.shape == (1, ids.shape[1], model.config.vocab_size) and torch.isfinite(logits).all()
+    state = torch.load(os.path.join(tiny_model, "trainer_state.pt"), weights_only=False)
+    assert state["step"] == 2 and state["optimizer"]["state"]  # AdamW moments were saved
+    meta = json.load(open(os.path.join(tiny_model, "args.json")))
+    assert meta["step"] == 2 and meta["args"]["max_steps"] == 2 and isinstance(meta["metrics"], dict)
+    rows = [json.loads(l) for l in open(os.path.join(tiny_model, "log.jsonl"))]
+    assert rows and rows[-1]["step"] == 2 and all(k in rows[-1] for k in ("loss", "lr", "tokens_per_s", "mfu"))
+
+def test_load_model_and_continued_training(tiny_model, bios, tmp_path, capsys):
+    model, tok = ev.load_model(str(tiny_model))
+    assert tok.pad_token_id is not None and model.config.num_hidden_layers == 2
+    out = tmp_path / "cont"
+    code, stdout, err = main(capsys, "--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl",
+                             "--out_dir", out, "--max_steps", 3, "--batch_size", 4, "--warmup", 1, *FAST)
+    assert code == 0, err
+    assert "saved to" in stdout
+    before, after = tensors(tiny_model), tensors(out)
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained
+    assert all(before[k].shape == after[k].shape for k in before)  # the same architecture
+    assert open(tiny_model / "tokenizer.json").read() == open(out / "tokenizer.json").read()  # the same tokenizer
+    assert torch.load(out / "trainer_state.pt", weights_only=False)["step"] == 3  # steps count from the new run
+    meta = json.load(open(out / "args.json"))
+    assert meta["args"]["init_from"] == str(tiny_model) and meta["step"] == 3
+    model2, tok2 = ev.load_model(str(out))
+    assert tok2.get_vocab() == tok.get_vocab()
+
+# -----------------------------------------------------------------------------
+# DESIGN.md's tokenization pitfall: a fact's token ids are the same in every format and in the QA prompt
+
+def test_fact_and_name_tokens_identical_in_every_format_and_in_qa(tiny_model, bios):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    docs = read_docs(str(bios / "docs.jsonl"))
+    qa = read_qa(str(bios / "qa.jsonl"))
+    by_doc = {}
+    for it in qa:
+        by_doc.setdefault(it["doc_id"], []).append(it)
+    n_checked = 0
+    for d in docs:
+        name = d["text"].split(" was born on ")[0]  # the first sentence names the person
+        name_ids = enc(" " + name)
+        variants = augment.format_variants(d["text"], 16, list(d["facts"].values()))
+        assert len(variants) == 16
+        for v in variants:
+            ids = tok(v)["input_ids"]
+            assert is_sub(name_ids, ids), (name, v)
+            for rel, fact in d["facts"].items():
+                assert is_sub(enc(" " + fact), ids), (rel, fact, v)
+                n_checked += 1
+        items = by_doc[d["id"]]
+        assert sorted(it["relation"] for it in items) == sorted(d["facts"])
+        for it in items:
+            fact_ids = enc(" " + d["facts"][it["relation"]])
+            assert it["answer"] == d["facts"][it["relation"]]
+            for fmt in range(len(augment.QA_FORMATS)):  # every --qa_aug prompt format
+                full, n_prompt = ev.encode_pair(tok, augment.qa_prompt(it["question"], fmt), augment.qa_completion(it["answer"]))
+                # the answer tokens are the fact's tokens, then the newline that stops generation
+                assert full[n_prompt:n_prompt + len(fact_ids)] == fact_ids, (it, fmt)
+                assert tok.decode(full[n_prompt + len(fact_ids):]) == "\n", (it, fmt)
+                assert is_sub(name_ids, full[:n_prompt]), (name, it["question"], fmt)  # the name as in the document
+    assert n_checked == len(docs) * 16 * 6
+    # the check can fail: a name right after a newline (no space) is tokenized differently
+    name = docs[0]["text"].split(" was born on ")[0]
+    assert not is_sub(enc(" " + name), tok("Biography\n" + name)["input_ids"])
+
+def test_training_sequences_carry_the_fact_tokens(tiny_model, bios):
+    """The same property on what train.py actually feeds the model (load_examples, --aug 16 --qa_aug 8)."""
+    from argparse import Namespace
+    from data import read_examples
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    files = [read_examples(str(bios / "docs.jsonl")), read_examples(str(bios / "qa.jsonl"), "train")]
+    args = Namespace(aug=16, qa_aug=8, qa_pack=1, seed=0, chat=False)
+    examples = train.load_examples(args, files, tok, 10 ** 6, True)
+    docs, qa = files[0][1], files[1][1]
+    assert len(examples) == len(docs) + len(qa)
+    for doc, ex in zip(docs, examples):  # a document: 16 formats, each with every fact and the name
+        assert len(ex) == 16 and len({tuple(ids) for ids, _ in ex}) == 16
+        name_ids = enc(" " + doc["text"].split(" was born on ")[0])
+        for ids, spans in ex:
+            assert spans == ((0, len(ids)),) and ids[-1] == tok.eos_token_id
+            assert is_sub(name_ids, ids)
+            for fact in doc["facts"].values():
+                assert is_sub(enc(" " + fact), ids)
+    for it, ex in zip(qa, examples[len(docs):]):  # a QA item: 8 prompt formats, the same answer tokens after each
+        assert len(ex) == 8 and len({tuple(ids[:spans[0][0]]) for ids, spans in ex}) == 8
+        for ids, ((n_prompt, end),) in ex:
+            assert end == len(ids)
+            answer_ids = enc(" " + it["answer"])
+            assert ids[n_prompt:n_prompt + len(answer_ids)] == answer_ids and tok.decode(ids[n_prompt + len(answer_ids):]) == "\n"
+
+# -----------------------------------------------------------------------------
+# QA loss masking and the global batch
+
+EOS = PAD = 2  # padding with the eos id (what load_model does for a tokenizer without a pad token)
+
+def hand_batch():
+    """(ids, spans) rows: QA items (prompt masked) and documents (loss from 0) of mixed lengths; the first
+    token of each row is unique, so a row can be found again after sorting and padding."""
+    rows = []
+    for r, (length, n_prompt) in enumerate([(6, 4), (12, 9), (3, 2), (20, 0), (9, 5), (15, 0), (4, 3), (7, 0)]):
+        ids = [100 + r] + [10 + (r * 7 + j) % 50 for j in range(length - 2)] + [EOS]
+        rows.append((ids, ((n_prompt, len(ids)),)))
+    return rows
+
+@pytest.mark.parametrize("world_size", [1, 2])
+@pytest.mark.parametrize("grad_accum", [1, 2])
+@pytest.mark.parametrize("split", [True, False])
+def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, grad_accum, split):
+    batch = hand_batch()
+    by_first = {ids[0]: (ids, spans[0][0]) for ids, spans in batch}
+    seen, n_targets = [], 0
+    for rank in range(world_size):
+        pieces = train.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", split=split)
+        assert len(pieces) >= grad_accum
+        for ids, mask, labels, keep in pieces:
+            assert ids.shape == mask.shape == labels.shape
+            for r in range(ids.shape[0]):
+                x, n_prompt = by_first[ids[r, 0].item()]
+                L = len(x)
+                seen.append(x[0])
+                assert mask[r].tolist() == [1] * L + [0] * (ids.shape[1] - L)
+                assert ids[r, :L].tolist() == x and (ids[r, L:] == PAD).all()
+                assert (labels[r, :n_prompt] == -100).all()  # no loss on the prompt
+                assert labels[r, n_prompt:L].tolist() == x[n_prompt:]  # the answer (or every document token)
+                assert (labels[r, L:] == -100).all()  # no loss on the padding, although PAD == EOS
+                if n_prompt == 0:
+                    assert (labels[r, :L] != -100).all()
+            # the model's logits are kept only at `keep`; no target may fall outside it
+            targets = labels[:, 1:] != -100
+            dropped = torch.ones(targets.shape[1], dtype=torch.bool)
+            dropped[keep] = False
+            assert not targets[:, dropped].any()
+            n_targets += targets.sum().item()
+    assert sorted(seen) == sorted(by_first)  # every example exactly once over ranks and micro-batches
+    # train.py divides the summed loss by this count: it must be the number of labeled targets
+    assert n_targets == sum(max(0, len(ids) - max(spans[0][0], 1)) for ids, spans in batch)
+
+def test_collate_masks_a_real_qa_pair(tiny_model):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    full, n_prompt = ev.encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"), augment.qa_completion("Eugene"))
+    doc = tok("Ada Lee was born in Eugene.")["input_ids"] + [tok.eos_token_id]
+    ids, mask, labels, keep = train.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
+    answer = tok.decode(labels[0][labels[0] != -100])
+    assert answer == " Eugene\n"
+    assert (labels[1, :len(doc)] == torch.tensor(doc)).all() and (labels[1, len(doc):] == -100).all()
+
+def examples_with_versions(n, k):
+    """n examples with k versions each; a version is ((example, version), 0)."""
+    return [[((j, v), 0) for v in range(k)] for j in range(n)]
+
+def test_global_batch_is_deterministic_and_covers_each_epoch():
+    n, size = 12, 4
+    ex = examples_with_versions(n, 1)
+    a = [train.global_batch(ex, s, size, seed=0) for s in range(9)]
+    train.epoch_order.cache_clear()
+    b = [train.global_batch(ex, s, size, seed=0) for s in range(9)]
+    assert a == b  # deterministic (not only through the cache)
+    for epoch in range(3):
+        steps = a[epoch * 3:(epoch + 1) * 3]  # 3 consecutive steps = one epoch
+        ids = [x[0][0] for batch in steps for x in batch]
+        assert sorted(ids) == list(range(n)), (epoch, ids)
+    orders = [[x[0][0] for s in a[e * 3:(e + 1) * 3] for x in s] for e in range(3)]
+    assert orders[0] != orders[1] or orders[1] != orders[2]  # reshuffled each epoch
+    other = [x[0][0] for s in range(3) for x in train.global_batch(ex, s, size, seed=1)]
+    assert other != orders[0]  # the seed sets the order
+    # a batch size that does not divide the data: the stream still covers every example once per epoch
+    stream = [x[0][0] for s in range(6) for x in train.global_batch(ex, s, 5, seed=0)]
+    assert sorted(stream[:n]) == list(range(n)) and sorted(stream[n:2 * n]) == list(range(n))
+
+def test_global_batch_rotates_formats_between_epochs():
+    n, k, size = 10, 3, 5
+    ex = examples_with_versions(n, k)
+    steps_per_epoch = n // size
+    fmt = {}  # example -> format index per epoch
+    for epoch in range(2 * k):
+        for s in range(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch):
+            for (j, v), _ in train.global_batch(ex, s, size, seed=0):
+                fmt.setdefault(j, []).append(v)
+    for j, vs in fmt.items():
+        assert len(vs) == 2 * k
+        assert all(a != b for a, b in zip(vs, vs[1:])), (j, vs)  # the next epoch shows the next format
+        assert sorted(vs[:k]) == list(range(k)), (j, vs)  # k epochs show every format once
+
+# -----------------------------------------------------------------------------
+# overfitting a handful of facts
+
+@pytest.fixture(scope="module")
+def overfit(tmp_path_factory):
+    return trained_on_facts(tmp_path_factory, 150)
+
+def test_overfitting_a_handful_of_facts_reaches_100_percent(overfit, tmp_path, tmp_path_factory, capsys):
+    meta = json.load(open(os.path.join(overfit, "args.json")))
+    assert meta["args"]["eval_qa"] and meta["step"] == 150
+    assert meta["metrics"]["all_exact_match"] == 1.0, meta["metrics"]
+    assert meta["metrics"]["all_contains"] == 1.0
+    qa = facts_file(str(tmp_path_factory.getbasetemp()))
+    out = tmp_path / "eval.json"
+    capsys.readouterr()
+    ev.main(["--model", overfit, "--qa", qa, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "exact match 100.0%" in printed
+    res = json.load(open(out))
+    assert res["exact_match"] == 1.0 and res["n"] == 6
+    assert all(p["exact_match"] for p in res["predictions"])
+
+# -----------------------------------------------------------------------------
+# resume after a kill
+
+def train_cmd(init, bios, out, *extra):
+    return [sys.executable, os.path.join(ROOT, "train.py"), "--init_from", str(init), "--data", str(bios / "docs.jsonl"),
+            str(bios / "qa.jsonl"), "--out_dir", str(out), "--max_steps", "30", "--batch_size", "16", "--warmup", "3",
+            *extra]
+
+@pytest.mark.parametrize("extra", [[], pytest.param(["--sam"], marks=pytest.mark.slow, id="sam")])
+def test_resume_after_kill_equals_uninterrupted(tiny_model, bios, tmp_path, extra):
+    a_dir, b_dir = tmp_path / "A", tmp_path / "B"
+    log_a = open(tmp_path / "A.log", "w+")
+    run_a = subprocess.Popen(train_cmd(tiny_model, bios, a_dir, "--save_every", "0", *extra), cwd=ROOT, env=ENV,
+                             stdout=log_a, stderr=subprocess.STDOUT)
+    run_b = subprocess.Popen(train_cmd(tiny_model, bios, b_dir, "--save_every", "5", *extra), cwd=ROOT, env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path, step_at_kill = b_dir / "trainer_state.pt", None
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and run_b.poll() is None:
+            if state_path.exists():
+                try:
+                    step_at_kill = torch.load(state_path, weights_only=False)["step"]
+                except Exception:  # noqa: BLE001 (a file being replaced under us: try again)
+                    step_at_kill = None
+                if step_at_kill is not None and step_at_kill >= 5:
+                    run_b.send_signal(signal.SIGKILL)
+                    break
+            time.sleep(0.005)
+        run_b.wait(timeout=60)
+    finally:
+        if run_b.poll() is None:
+            run_b.kill()
+    assert run_b.returncode == -signal.SIGKILL, "run B finished before it could be killed: the test did not test resume"
+    assert 5 <= step_at_kill < 30
+    # a kill can also interrupt a checkpoint; plant a half-written one (no COMPLETE mark) for --resume to drop
+    nxt = b_dir / ".next"
+    if not (nxt / "COMPLETE").exists():
+        nxt.mkdir(exist_ok=True)
+        (nxt / "model.safetensors").write_bytes(b"half a file")
+        (nxt / "args.json").write_text("{\"step\": 99")
+    res = run("train.py", *train_cmd(tiny_model, bios, b_dir, "--save_every", "5", *extra)[2:], "--resume")
+    assert not nxt.exists()
+    run_a.wait(timeout=600)
+    log_a.seek(0)
+    assert run_a.returncode == 0, log_a.read()[-3000:]
+    a, b = tensors(a_dir), tensors(b_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume (killed at step {step_at_kill})"
+    sa = torch.load(a_dir / "trainer_state.pt", weights_only=False)
+    sb = torch.load(b_dir / "trainer_state.pt", weights_only=False)
+    assert sa["step"] == sb["step"] == 30
+    for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"]) and torch.equal(pa["exp_avg_sq"], pb["exp_avg_sq"])
+    assert json.load(open(b_dir / "args.json"))["step"] == 30
+    steps = [json.loads(l)["step"] for l in open(b_dir / "log.jsonl")]
+    assert steps == sorted(set(steps)) and steps[-1] == 30  # the log continues, no step twice
+    assert "saved to" in res.stdout
+
+def test_commit_drops_an_incomplete_checkpoint_and_moves_a_complete_one(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_model, out)
+    good = digest(out)
+    nxt = out / ".next"
+    nxt.mkdir()
+    (nxt / "model.safetensors").write_bytes(b"truncated")
+    (nxt / "trainer_state.pt").write_bytes(b"")
+    train.commit(str(out))  # a kill before COMPLETE: the last good checkpoint stays
+    assert not nxt.exists()
+    assert digest(out) == good
+    assert not (out / "COMPLETE").exists()
+    # a kill after COMPLETE, during the moves: commit() finishes them
+    nxt.mkdir()
+    new_args = {"args": {}, "step": 7, "metrics": {}}
+    (nxt / "args.json").write_text(json.dumps(new_args))
+    (nxt / "extra.bin").write_bytes(b"x")
+    (nxt / "COMPLETE").touch()
+    train.commit(str(out))
+    assert not nxt.exists()
+    assert json.load(open(out / "args.json")) == new_args
+    assert (out / "extra.bin").read_bytes() == b"x"
+    assert not (out / "COMPLETE").exists()
+    assert digest(out, ("model.safetensors", "trainer_state.pt")) == {k: good[k] for k in ("model.safetensors", "trainer_state.pt")}
+
+def test_resume_without_a_checkpoint_is_an_error(bios, tmp_path, capsys):
+    out = tmp_path / "none"
+    code, _, err = main(capsys, "--data", bios / "qa.jsonl", "--out_dir", out, "--resume", "--max_steps", 2, *TINY)
+    assert code == 2 and len(error_lines(err)) == 1 and "--resume" in err
+    assert empty_or_absent(out)
+
+# -----------------------------------------------------------------------------
+# bad input: one clear line on stderr, a non-zero exit, nothing written
+
+@pytest.fixture
+def qa_file(tmp_path):
+    return write_jsonl(tmp_path / "qa.jsonl", [{"id": "a", "question": "Where was Ada born?", "answer": "Eugene", "relation": "r"}])
+
+def check_data_error(capsys, tmp_path, *argv, expect=()):
+    out = tmp_path / "out"
+    code, stdout, err = main(capsys, *argv, "--out_dir", out, "--max_steps", 2, *TINY, *FAST)
+    lines = error_lines(err)
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    for e in expect:
+        assert e in lines[0], (e, lines[0])
+    assert empty_or_absent(out), os.listdir(out)
+    return lines[0]
+
+def test_missing_data_file(capsys, tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    check_data_error(capsys, tmp_path, "--data", missing, expect=[str(missing), "no such file"])
+
+def test_empty_data_file(capsys, tmp_path, qa_file):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n")
+    check_data_error(capsys, tmp_path, "--data", qa_file, empty, expect=[str(empty), "empty"])
+
+def test_malformed_jsonl_names_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Q1?", "answer": "A1"}\n\n{"question": "Q2?", "answer": \n')
+    check_data_error(capsys, tmp_path, "--data", bad, expect=[f"{bad}:3:"])
+
+def test_qa_line_missing_its_answer(capsys, tmp_path):
+    bad = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Q1?", "answer": "A1"}, {"question": "Q2?", "relation": "r"}])
+    check_data_error(capsys, tmp_path, "--data", bad, expect=[f"{bad}:2:", "answer"])
+
+def test_bad_eval_qa_file_is_checked_before_training(capsys, tmp_path, qa_file):
+    check_data_error(capsys, tmp_path, "--data", qa_file, "--eval_qa", tmp_path / "missing.jsonl", expect=["missing.jsonl"])
+
+def test_init_from_a_path_that_does_not_exist(tmp_path, qa_file):
+    missing, out = tmp_path / "no_such_model", tmp_path / "out"
+    res = run("train.py", "--init_from", missing, "--data", qa_file, "--out_dir", out, "--max_steps", 2, check=False)
+    lines = error_lines(res.stderr)
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1 and str(missing) in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert empty_or_absent(out)
+
+@pytest.mark.parametrize("argv,needle", [(["--dtype", "float8"], "--dtype"), (["--dtype", "float16"], "float16"),
+                                         (["--batch_size", "0"], "--batch_size"), (["--grad_accum", "0"], "--grad_accum"),
+                                         (["--max_steps", "0"], "--max_steps"), (["--aug", "0"], "--aug"),
+                                         (["--lr", "fast"], "--lr")])
+def test_bad_flag_values_are_argparse_errors(argv, needle, capsys, tmp_path, qa_file):
+    out = tmp_path / "out"
+    code, _, err = main(capsys, "--data", qa_file, "--out_dir", out, *argv)
+    assert code == 2
+    errors = [l for l in err.splitlines() if "error:" in l]
+    assert len(errors) == 1 and needle in errors[0], err
+    assert not out.exists()
+
+def test_tokenizer_without_pad_token_still_trains(tiny_model, bios, tmp_path, capsys):
+    from transformers import AutoTokenizer
+    nopad = tmp_path / "nopad"
+    shutil.copytree(tiny_model, nopad)
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    tok.pad_token = None
+    tok.save_pretrained(nopad)
+    assert AutoTokenizer.from_pretrained(nopad).pad_token_id is None  # the precondition really holds
+    out = tmp_path / "out"
+    code, stdout, err = main(capsys, "--init_from", nopad, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--out_dir", out,
+                             "--max_steps", 3, "--batch_size", 8, "--warmup", 1, "--eval_qa", bios / "qa.jsonl", *FAST)
+    assert code == 0, err
+    rows = [json.loads(l) for l in open(out / "log.jsonl")]
+    assert all(map(lambda r: r["loss"] == r["loss"], rows))  # finite, not NaN
+    model, tok2 = ev.load_model(str(out))
+    assert tok2.pad_token_id is not None
+
+def test_sequences_longer_than_the_context_warn_and_train(tiny_model, tmp_path, capsys):
+    from transformers import AutoConfig
+    ctx = AutoConfig.from_pretrained(tiny_model).max_position_embeddings
+    long_text = " ".join(f"Ada Lee visited the city of Eugene on day {i}." for i in range(ctx))
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": "long", "text": long_text}, {"id": "short", "text": "Ada Lee was born in Eugene."}])
+    qa = write_jsonl(tmp_path / "qa.jsonl", [{"id": "q", "question": "Which city? " * ctx, "answer": "Eugene", "relation": "r"},
+                                             {"id": "q2", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
+    out = tmp_path / "out"
+    code, _, err = main(capsys, "--init_from", tiny_model, "--data", docs, qa, "--out_dir", out, "--max_steps", 2,
+                        "--batch_size", 2, "--warmup", 1, *FAST)
+    assert code == 0, err
+    warnings = [l for l in err.splitlines() if "warning" in l.lower()]
+    assert len(warnings) == 1 and "2 sequences" in warnings[0] and str(ctx) in warnings[0], err
+    assert (out / "model.safetensors").exists()
+
+def test_qa_prompt_longer_than_the_context_does_not_poison_training(tiny_model, tmp_path, capsys):
+    """A QA item whose prompt alone fills the context loses its answer to truncation: it has no target
+    token left. Alone in a global batch (--batch_size 1) it must not turn the loss into 0/0 = NaN: either
+    training goes on (the item dropped or cut from the left) or one clear error before anything is written."""
+    from transformers import AutoConfig
+    ctx = AutoConfig.from_pretrained(tiny_model).max_position_embeddings
+    qa = write_jsonl(tmp_path / "qa.jsonl", [{"id": "long", "question": "Which city? " * ctx, "answer": "Eugene", "relation": "r"},
+                                             {"id": "short", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
+    out = tmp_path / "out"
+    code, _, err = main(capsys, "--init_from", tiny_model, "--data", qa, "--out_dir", out, "--max_steps", 4,
+                        "--batch_size", 1, "--warmup", 1, "--log_every", 1, *FAST)
+    if code == 0:
+        rows = [json.loads(l) for l in open(out / "log.jsonl")]
+        assert rows and all(r["loss"] == r["loss"] and abs(r["loss"]) != float("inf") for r in rows), rows
+        assert "warning" in err
+    else:
+        lines = error_lines(err)
+        assert code == 2 and len(lines) == 1 and "context" in lines[0], err
+        assert empty_or_absent(out)
+
+def test_loss_nan_stops_and_keeps_the_last_good_checkpoint(tiny_model, bios, tmp_path, capsys):
+    out = tmp_path / "out"
+    common = ["--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--out_dir", out,
+              "--batch_size", 4, "--warmup", 1, *FAST]
+    code, _, err = main(capsys, *common, "--max_steps", 2, "--save_every", 2)
+    assert code == 0, err
+    good = digest(out)
+    # continue with a learning rate that blows the weights up: the loss becomes NaN / inf within a few steps
+    code, stdout, err = main(capsys, *common, "--max_steps", 20, "--resume", "--lr", "1e30", "--log_every", 1)
+    lines = error_lines(err)
+    assert code not in (0, None), err
+    assert len(lines) == 1 and "loss" in lines[0] and str(out) in lines[0], err
+    assert any(w in lines[0] for w in ("nan", "inf")), lines[0]
+    assert digest(out) == good  # the last good checkpoint is intact
+    assert not (out / ".next").exists()
+    assert "saved to" not in stdout
+    ev.load_model(str(out))
+
+# -----------------------------------------------------------------------------
+# the default path end to end
+
+@pytest.mark.slow
+def test_default_run_end_to_end(tmp_path):
+    out = tmp_path / "default"
+    res = run("train.py", "--max_steps", 30, "--out_dir", out, timeout=1200)
+    assert "test exact match" in res.stdout, res.stdout[-2000:]
+    assert "test QA" in res.stdout and "dev QA" in res.stdout
+    meta = json.load(open(out / "args.json"))
+    assert meta["step"] == 30 and "test_exact_match" in meta["metrics"] and "dev_exact_match" in meta["metrics"]
+    assert meta["args"]["init_from"] == "scratch"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert model.config.num_hidden_layers == train.n_layer and model.config.hidden_size == train.n_embd
+    assert tok.pad_token_id is not None
+    assert os.path.exists(os.path.join(ROOT, "data", "bios", "qa.jsonl"))
