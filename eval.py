@@ -192,7 +192,8 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--probe", default=None, help="probe.py output: also report accuracy by knowledge category")
     parser.add_argument("--batch_size", type=int, default=64, help="questions per generation batch")
-    parser.add_argument("--fast", action="store_true", help="greedy exact match by one teacher-forced pass, no generation")
+    parser.add_argument("--fast", action="store_true", help="greedy exact match by one teacher-forced pass, no generation: "
+                        "counts a gold answer only in its own tokenization (not 'paris' for 'Paris'); 'contains' then equals it")
     parser.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
     args = parser.parse_args(argv)

@@ -278,7 +278,10 @@ def main(argv=None):
             return None, optimizer.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
         opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, base_optimizer, options=opts)
+        model_state = get_model_state_dict(model, options=opts)
+        if getattr(raw_model.config, "tie_word_embeddings", False):  # gathered copies hide the tie from save_pretrained
+            model_state.pop("lm_head.weight", None)
+        return model_state, get_optimizer_state_dict(model, base_optimizer, options=opts)
 
     splits = sorted({it["split"] for it in eval_items if it["split"]}) or [None]  # None: a file without splits
 

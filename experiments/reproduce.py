@@ -34,7 +34,7 @@ MODES = {
                   stage_steps=20, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
     # steps: mixed training; pre_steps: documents only (protocol (a) and the base model of table 2), about as many
     # passes over each document as mixed training makes (documents are a quarter of its examples)
-    "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 4, 8], rhos=[0.01, 0.05],
+    "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 4, 8], rhos=[0.05],
                  qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, stage_steps=60, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
 }
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])

@@ -1,8 +1,8 @@
-"""The biography world (prepare.py) and the one JSONL reader (data/__init__.py)."""
+"""The biography world (data/bios/prepare.py) and the one JSONL reader (data/__init__.py)."""
 import json
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pytest
 
@@ -10,121 +10,249 @@ from conftest import ROOT, run
 from data import DataError, file_kind, read_docs, read_examples, read_qa
 
 RELATIONS = ["birth_date", "birth_city", "university", "major", "employer", "employer_city"]
+NAME_OF = re.compile(r"What is the birth date of (.+)\?$")  # the birth_date question names the person
 
 def lines(path):
-    return [json.loads(l) for l in open(path)]
+    return [json.loads(l) for l in open(path, encoding="utf-8")]
 
-def test_prepare_is_deterministic(tmp_path):
-    for d in ("a", "b", "c"):
-        run("data/bios/prepare.py", "--people", 40, "--seed", 1 if d != "c" else 2, "--paraphrases", 2, "--out_dir", tmp_path / d)
+@pytest.fixture(scope="module")
+def big_world(tmp_path_factory):
+    """4000 people: enough for name collisions to be likely if the script did not prevent them, and for the
+    pools of every relation to be used widely."""
+    d = tmp_path_factory.mktemp("big_world")
+    run("data/bios/prepare.py", "--people", 4000, "--seed", 3, "--out_dir", d)
+    return d
+
+def names_by_doc(qa):
+    out = {}
+    for it in qa:
+        if it["relation"] == "birth_date":
+            out[it["doc_id"]] = NAME_OF.match(it["question"]).group(1)
+    return out
+
+# -----------------------------------------------------------------------------
+# prepare.py
+
+def test_prepare_same_seed_same_bytes_other_seed_differs(tmp_path):
+    for d, seed in (("a", 1), ("b", 1), ("c", 2)):
+        run("data/bios/prepare.py", "--people", 40, "--seed", seed, "--paraphrases", 2, "--out_dir", tmp_path / d)
     for f in ("docs.jsonl", "qa.jsonl", "docs_para.jsonl"):
-        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
-        assert (tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes()
+        a, b, c = ((tmp_path / d / f).read_bytes() for d in "abc")
+        assert a and a == b, f
+        assert a != c, f
 
-def test_world_shape(bios):
+def test_six_qa_per_person_with_the_six_relations(bios):
     docs, qa = lines(bios / "docs.jsonl"), lines(bios / "qa.jsonl")
-    names = {it["question"] for it in qa}
-    assert len(docs) == 30 and len(qa) == 6 * 30
+    assert len(docs) == 30 and len({d["id"] for d in docs}) == 30
     by_doc = defaultdict(list)
     for it in qa:
         by_doc[it["doc_id"]].append(it)
+    assert set(by_doc) == {d["id"] for d in docs}
     for d in docs:
-        assert sorted(it["relation"] for it in by_doc[d["id"]]) == sorted(RELATIONS)
+        items = by_doc[d["id"]]
+        assert sorted(it["relation"] for it in items) == sorted(RELATIONS), d["id"]
         assert sorted(d["facts"]) == sorted(RELATIONS)
-        for it in by_doc[d["id"]]:
-            assert d["facts"][it["relation"]] == it["answer"]
-            assert it["answer"] in d["text"]  # every fact is stated in the document
-        name = re.match(r"(\w+ \w+ \w+)", d["text"]).group(1)  # first, middle, last
-        assert all(name in it["question"] for it in by_doc[d["id"]])
-    full_names = [re.match(r"(\w+ \w+ \w+)", d["text"]).group(1) for d in docs]
-    assert len(set(full_names)) == len(full_names) and len(names) == len(qa)
-    splits = [it["split"] for it in qa if it["relation"] == "major"]
-    assert splits.count("train") >= 12 and splits.count("dev") >= 2 and splits.count("test") >= 12
+        assert len({it["split"] for it in items}) == 1  # a person is in one split
+        for it in items:
+            assert it["answer"] == d["facts"][it["relation"]]
+    assert len({it["id"] for it in qa}) == len(qa)
 
-def test_answers_unambiguous_and_employer_fixes_city(tmp_path):
-    run("data/bios/prepare.py", "--people", 1500, "--out_dir", tmp_path)
-    qa = lines(tmp_path / "qa.jsonl")
+def test_splits_about_45_10_45(bios, tmp_path):
+    splits = Counter(it["split"] for it in lines(bios / "qa.jsonl") if it["relation"] == "major")
+    assert set(splits) == {"train", "dev", "test"}
+    run("data/bios/prepare.py", "--people", 200, "--out_dir", tmp_path)
+    splits = Counter(it["split"] for it in lines(tmp_path / "qa.jsonl") if it["relation"] == "major")
+    assert sum(splits.values()) == 200
+    for name, frac in (("train", 0.45), ("dev", 0.10), ("test", 0.45)):
+        assert abs(splits[name] / 200 - frac) <= 0.02, splits
+
+def test_full_names_unique_first_middle_last(big_world):
+    docs, qa = lines(big_world / "docs.jsonl"), lines(big_world / "qa.jsonl")
+    names = names_by_doc(qa)
+    assert len(names) == len(docs) == 4000
+    for d in docs:
+        name = names[d["id"]]
+        assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+ [A-Z][a-z]+", name), name  # first middle last
+        assert d["text"].startswith(name)  # the document names the person first
+    assert len(set(names.values())) == len(names), Counter(names.values()).most_common(3)
+    for it in qa:  # every question names its person
+        assert names[it["doc_id"]] in it["question"]
+
+def test_no_answer_is_a_substring_of_another_of_its_relation(big_world):
+    qa = lines(big_world / "qa.jsonl")
     for rel in RELATIONS:
-        answers = {it["answer"].lower() for it in qa if it["relation"] == rel}
-        assert len(answers) > 20
-        for a in answers:  # exact match must be unambiguous: no answer inside another of the same relation
-            assert not any(a != b and a in b for b in answers), (rel, a)
+        answers = sorted({it["answer"].lower() for it in qa if it["relation"] == rel})
+        assert len(answers) > 20, rel
+        clashes = [(a, b) for a in answers for b in answers if a != b and a in b]
+        assert not clashes, (rel, clashes[:5])
+
+def test_every_fact_occurs_in_its_document_and_employer_fixes_city(big_world):
+    docs = lines(big_world / "docs.jsonl")
     city_of = {}
-    by_doc = defaultdict(dict)
-    for it in qa:
-        by_doc[it["doc_id"]][it["relation"]] = it["answer"]
-    for facts in by_doc.values():
-        assert city_of.setdefault(facts["employer"], facts["employer_city"]) == facts["employer_city"]
+    for d in docs:
+        assert sorted(d["facts"]) == sorted(RELATIONS)
+        for rel, value in d["facts"].items():
+            assert value and value in d["text"], (d["id"], rel, value)
+        employer, city = d["facts"]["employer"], d["facts"]["employer_city"]
+        assert city_of.setdefault(employer, city) == city, (employer, city_of[employer], city)
+    assert len(city_of) > 50  # many employers are shared, so the check above compared something
+    assert sum(Counter(d["facts"]["employer"] for d in docs).values()) > len(city_of)
+    date = re.compile(r"(January|February|March|April|May|June|July|August|September|October|November|December)"
+                      r" ([1-9]|1\d|2[0-8]), (19\d\d|20\d\d)")
+    assert all(date.fullmatch(d["facts"]["birth_date"]) for d in docs)
+
+def normalized_sentences(text, name):
+    """Sentences with the person's name and pronouns replaced, so only the template is left."""
+    text = text.replace(name + "'s", "POSS").replace(name, "SUBJ")
+    text = re.sub(r"\b(His|Her)\b", "POSS", re.sub(r"\b(He|She)\b", "SUBJ", text))
+    return set(re.split(r"(?<=\.) ", text))
 
 def test_paraphrases(bios):
     docs = {d["id"]: d for d in lines(bios / "docs.jsonl")}
+    names = names_by_doc(lines(bios / "qa.jsonl"))
     para = lines(bios / "docs_para.jsonl")
-    assert len(para) == 2 * len(docs)
+    assert len(para) == 2 * len(docs)  # --paraphrases 2
+    assert Counter(p["id"].split("#")[0] for p in para) == {i: 2 for i in docs}
+    first_is_birth_date = 0
     for p in para:
         base = docs[p["id"].split("#")[0]]
-        assert p["facts"] == base["facts"] and p["text"] != base["text"]
-        assert all(v in p["text"] for v in p["facts"].values())
+        assert p["facts"] == base["facts"]
+        for value in p["facts"].values():
+            assert value in p["text"], (p["id"], value)
+        canonical = normalized_sentences(base["text"], names[base["id"]])
+        rewritten = normalized_sentences(p["text"], names[base["id"]])
+        assert len(rewritten) == 6 and not canonical & rewritten, (base["text"], p["text"])
+        first_is_birth_date += p["facts"]["birth_date"] in re.split(r"(?<=\.) ", p["text"])[0]
+    assert first_is_birth_date < len(para) / 2  # the sentence order is shuffled (1/6 expected)
 
 # -----------------------------------------------------------------------------
 # the reader
 
 def write(path, *rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    """A JSONL file from dicts (json.dumps) and raw strings (written as they are)."""
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return str(path)
 
-@pytest.mark.parametrize("rows, reader, message", [
-    (['{"text": "ok"}', '{"text": '], read_docs, r":2: invalid JSON"),
-    (['[1, 2]'], read_docs, r":1: expected a JSON object"),
-    ([{"id": "a"}], read_docs, r":1: 'text' must be a non-empty string \(missing\)"),
-    ([{"text": "  "}], read_docs, r":1: 'text' must be a non-empty string"),
-    ([{"text": "Ada was born in Paris.", "facts": {"birth_city": "Rome"}}], read_docs, r":1: fact birth_city='Rome' does not occur"),
-    ([{"text": "x", "facts": ["Rome"]}], read_docs, r":1: 'facts' must map"),
-    ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], read_docs, r":2: duplicate id 'a' \(first on line 1\)"),
-    ([{"answer": "Paris"}], read_qa, r":1: 'question' must be a non-empty string \(missing\)"),
-    ([{"question": "Where?"}], read_qa, r":1: needs 'answer'"),
-    ([{"question": "Where?", "answers": []}], read_qa, r":1: needs 'answer'"),
-    ([{"question": "Where?", "answer": 3}], read_qa, r":1: needs 'answer'"),
-    ([{"question": "Where?", "answer": "P", "relation": 5}], read_qa, r":1: 'relation' must be a non-empty string"),
-    ([{"question": "Q1", "answer": "a", "id": 1}, {"question": "Q2", "answer": "b", "id": "1"}], read_qa, r":2: duplicate id '1'"),
+DOC = {"text": "Ada was born in Paris."}
+QA = {"question": "Where was Ada born?", "answer": "Paris"}
+
+@pytest.mark.parametrize("rows, reader, line, needle", [
+    ([DOC, '{"text": "Bo was'], read_docs, 2, "invalid JSON"),
+    ([QA, QA | {"id": "x"}, "not json at all"], read_qa, 3, "invalid JSON"),
+    ([DOC, "[1, 2]"], read_docs, 2, "object"),
+    (['"just a string"'], read_qa, 1, "object"),
+    ([DOC, {"id": "b"}], read_docs, 2, "text"),
+    ([{"text": "   "}], read_docs, 1, "text"),
+    ([{"text": 7}], read_docs, 1, "text"),
+    ([QA, {"answer": "Paris"}], read_qa, 2, "question"),
+    ([{"question": "", "answer": "Paris"}], read_qa, 1, "question"),
+    ([{"question": "Where?"}], read_qa, 1, "answer"),
+    ([{"question": "Where?", "answer": ""}], read_qa, 1, "answer"),
+    ([{"question": "Where?", "answers": []}], read_qa, 1, "answer"),
+    ([{"question": "Where?", "answer": 3}], read_qa, 1, "answer"),
+    ([{"question": "Where?", "answers": ["Paris", 3]}], read_qa, 1, "answer"),
+    ([{"question": "Where?", "answers": "Paris"}], read_qa, 1, "answer"),
+    ([DOC, {"text": "Ada was born in Paris.", "facts": {"birth_city": "Rome"}}], read_docs, 2, "Rome"),
+    ([{"text": "Ada was born in Paris.", "facts": {"birth_city": "paris"}}], read_docs, 1, "paris"),  # case matters
 ])
-def test_reader_errors(tmp_path, rows, reader, message):
+def test_reader_errors_name_file_and_line(tmp_path, rows, reader, line, needle):
     path = write(tmp_path / "bad.jsonl", *rows)
-    with pytest.raises(DataError, match=re.escape(path) + message):
+    with pytest.raises(DataError) as e:
+        reader(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:{line}: "), msg
+    assert needle in msg, msg
+    assert "\n" not in msg  # one line
+
+@pytest.mark.parametrize("reader, row", [(read_docs, DOC), (read_qa, QA)])
+def test_duplicate_ids_name_both_lines(tmp_path, reader, row):
+    path = write(tmp_path / "dup.jsonl", row | {"id": "a"}, row | {"id": "b"}, "", row | {"id": "a"})
+    with pytest.raises(DataError) as e:
+        reader(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:4: ") and re.search(r"\b1\b", msg[len(path) + 3:]), msg
+    # an integer id and the same id as a string are the same id (ids are strings)
+    path = write(tmp_path / "dup2.jsonl", row | {"id": 7}, row | {"id": "7"})
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: ")):
+        reader(path)
+    # a default id (the line number) clashes with an explicit one too
+    path = write(tmp_path / "dup3.jsonl", row | {"id": "2"}, row)
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: ")):
         reader(path)
 
-def test_reader_empty_missing_and_split(tmp_path):
-    empty = write(tmp_path / "empty.jsonl", "", "  ")
-    with pytest.raises(DataError, match=re.escape(empty) + ": empty file"):
-        read_qa(empty)
-    with pytest.raises(DataError, match="no such file"):
-        read_docs(str(tmp_path / "nope.jsonl"))
-    qa = write(tmp_path / "qa.jsonl", {"question": "Q1", "answer": "a", "split": "train"})
-    with pytest.raises(DataError, match=r"no QA items with split 'test'"):
-        read_qa(qa, "test")
-    with pytest.raises(DataError, match=r":1: neither a document"):
-        file_kind(write(tmp_path / "odd.jsonl", {"foo": 1}))
+@pytest.mark.parametrize("reader", [read_docs, read_qa, read_examples, file_kind])
+def test_empty_and_missing_files(tmp_path, reader):
+    empty = write(tmp_path / "empty.jsonl", "", "   ")
+    with pytest.raises(DataError) as e:
+        reader(empty)
+    assert str(e.value).startswith(f"{empty}: ") and "empty" in str(e.value)
+    missing = str(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError) as e:
+        reader(missing)
+    assert str(e.value).startswith(f"{missing}: ")
 
-def test_reader_defaults(tmp_path):
-    path = write(tmp_path / "P19.dev.jsonl", {"question": "Where was Ada born?", "answers": ["London", "City of London"]},
-                 {"question": "Where was Bo born?", "answer": "Oslo", "id": "b", "relation": "P19x"})
+def test_split_with_no_items(tmp_path):
+    path = write(tmp_path / "qa.jsonl", QA | {"split": "train"}, QA | {"id": "b", "split": "dev"})
+    assert [it["split"] for it in read_qa(path, "dev")] == ["dev"]
+    assert len(read_qa(path)) == 2  # no split asked: everything
+    with pytest.raises(DataError) as e:
+        read_qa(path, "test")
+    assert str(e.value).startswith(f"{path}: ") and "test" in str(e.value)
+
+def test_answers_list_and_answer_filled(tmp_path):
+    path = write(tmp_path / "qa.jsonl", {"question": "Q1", "answers": ["London", "City of London"]},
+                 {"question": "Q2", "answer": "Oslo"})
     a, b = read_qa(path)
-    assert a["id"] == "1" and a["relation"] == "P19" and a["answer"] == "London" and a["answers"] == ["London", "City of London"]
-    assert b["id"] == "b" and b["relation"] == "P19x" and b["answers"] == ["Oslo"]
-    assert len(read_qa(path, "test")) == 2  # a file without splits is used whole
-    assert read_examples(path)[0] == "qa"
-    docs = write(tmp_path / "d.jsonl", {"text": "Ada was born in London."})
-    assert read_examples(docs) == ("docs", [{"text": "Ada was born in London.", "id": "1", "facts": {}}])
+    assert a["answers"] == ["London", "City of London"] and a["answer"] == "London"
+    assert b["answers"] == ["Oslo"] and b["answer"] == "Oslo"
 
-def test_reader_real_entityquestions():
+def test_defaults_id_and_relation(tmp_path):
+    path = write(tmp_path / "P19.dev.jsonl", "", QA, QA | {"id": "b", "relation": "born_in"}, QA)
+    a, b, c = read_qa(path)
+    assert (a["id"], a["relation"]) == ("2", "P19")  # the line number (blank lines count), the name before the first dot
+    assert (b["id"], b["relation"]) == ("b", "born_in")
+    assert (c["id"], c["relation"]) == ("4", "P19")
+    assert read_qa(write(tmp_path / "capitals.jsonl", QA))[0]["relation"] == "capitals"
+    docs = read_docs(write(tmp_path / "d.jsonl", DOC, DOC | {"id": 5}))
+    assert [d["id"] for d in docs] == ["1", "5"] and docs[0]["facts"] == {}
+
+def test_file_without_splits_is_used_whole(tmp_path):
+    path = write(tmp_path / "P36.jsonl", QA, QA | {"id": "b"}, QA | {"id": "c"})
+    for split in (None, "train", "dev", "test"):
+        assert [it["id"] for it in read_qa(path, split)] == ["1", "b", "c"]
+        assert [it["id"] for it in read_examples(path, split)[1]] == ["1", "b", "c"]
+
+def test_file_kind_and_read_examples(tmp_path, bios):
+    assert file_kind(str(bios / "docs.jsonl")) == "docs" and file_kind(str(bios / "qa.jsonl")) == "qa"
+    kind, items = read_examples(str(bios / "qa.jsonl"), "dev")
+    assert kind == "qa" and items and all(it["split"] == "dev" for it in items)
+    kind, docs = read_examples(str(bios / "docs.jsonl"))
+    assert kind == "docs" and len(docs) == 30 and all(set(d["facts"]) == set(RELATIONS) for d in docs)
+    odd = write(tmp_path / "odd.jsonl", {"foo": 1})
+    with pytest.raises(DataError) as e:
+        file_kind(odd)
+    assert str(e.value).startswith(f"{odd}:1: ")
+
+def test_reader_accepts_real_entityquestions():
     path = os.path.join(ROOT, "..", "shared", "data", "entityquestions", "P19.dev.jsonl")
     if not os.path.exists(path):
         pytest.skip("no EntityQuestions sample here")
+    n_lines = sum(1 for l in open(path, encoding="utf-8") if l.strip())
     items = read_qa(path)
-    assert items and all(it["relation"] == "P19" and it["answers"] for it in items)
-    assert any(len(it["answers"]) > 1 or "(" in it["answer"] for it in items)
+    assert len(items) == n_lines and file_kind(path) == "qa"
+    assert all(it["relation"] == "P19" and it["answers"] and it["answer"] == it["answers"][0] for it in items)
+    assert len({it["id"] for it in items}) == len(items)
+    assert any(not it["question"].isascii() for it in items)  # UTF-8 read as UTF-8
 
 def test_augment_cli_rejects_bad_input(tmp_path):
-    bad = write(tmp_path / "bad.jsonl", {"text": "fine."}, '{"text": 1')
-    res = run("augment.py", bad, "-k", 2, "-o", tmp_path / "out.jsonl", check=False)
-    assert res.returncode == 2 and f"{bad}:2:" in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "out.jsonl").exists()
+    bad = write(tmp_path / "bad.jsonl", {"text": "Fine. Really."}, '{"text": 1')
+    out = tmp_path / "out.jsonl"
+    res = run("augment.py", bad, "-k", 2, "-o", out, check=False)
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert len(err) == 1 and f"{bad}:2:" in err[0], res.stderr
+    assert not out.exists() and not any(p.name.startswith("out.jsonl") for p in tmp_path.iterdir())
+    for rows, line in (([{"text": "ok."}, {"text": "x", "facts": {"a": "y"}}], 2), ([{"id": "a"}], 1)):
+        bad = write(tmp_path / "bad2.jsonl", *rows)
+        res = run("augment.py", bad, "-k", 2, "-o", out, check=False)
+        assert res.returncode == 2 and f"{bad}:{line}:" in res.stderr and not out.exists(), res.stderr

@@ -99,6 +99,7 @@ def fake_probe(path, categories):
         for k, c in categories.items():
             f.write(json.dumps({"id": k, "relation": "city", "category": c}) + "\n")
 
+@pytest.mark.slow
 def test_gradual_end_to_end_and_resume(known_world, tmp_path):
     out = tmp_path / "g"
     out.mkdir()
