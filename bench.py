@@ -77,7 +77,8 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16):
     args = train.get_args(["--data", os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")])
     files = [train.read_examples(p, "train") for p in args.data]
     examples = [v[0] for v in train.load_examples(args, files, tokenizer, 10**9, False)]
-    dataset = [{"input_ids": ids, "labels": [-100] * n + ids[n:]} for ids, n in examples]
+    dataset = [{"input_ids": ids, "labels": [t if any(a <= i < b for a, b in spans) else -100 for i, t in enumerate(ids)]}
+               for ids, spans in examples]  # the loss where train.py puts it: all of a document, a QA item's answer
 
     def collate(rows):  # pad to the longest in the batch, as a DataCollator does
         n = max(len(r["input_ids"]) for r in rows)
@@ -146,6 +147,7 @@ def main():
     p.add_argument("--log_every", type=int, default=5, help="steps per logged interval")
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
     p.add_argument("--probe_questions", type=int, default=32, help="questions for probe.py's rate")
+    p.add_argument("--probe_train_steps", type=int, default=300, help="train.py steps of the model that is probed")
     p.add_argument("--naive_questions", type=int, default=2, help="questions for the naive loop's rate (170 generate calls each)")
     p.add_argument("--skip_trainer", action="store_true", help="skip the Hugging Face Trainer comparison")
     p.add_argument("--out", default="bench.json", help="write the results here")
@@ -156,7 +158,7 @@ def main():
     print(f"$ python {' '.join(sys.argv)}\n# {machine} | torch {torch.__version__} | {time.strftime('%Y-%m-%d %H:%M')}")
     if not os.path.exists(os.path.join(BIOS, "qa.jsonl")):
         subprocess.run([sys.executable, os.path.join(BIOS, "prepare.py")], check=True)
-    peak = max(train.measure_peak_flops(device, dtype) for _ in range(3))
+    peak = train.measure_peak_flops(device, dtype, trials=10)
     results = {"machine": machine, "command": " ".join(sys.argv), "peak_tflops": peak / 1e12, "configs": {}}
     print(f"matmul peak ({dtype}): {peak / 1e12:.2f} TFLOP/s")
     tmp = tempfile.mkdtemp()
@@ -184,11 +186,19 @@ def main():
             r["ours_over_trainer"] = r["adamw"]["tokens_per_s"] / r["trainer_tokens_per_s"]
         results["configs"][name] = r
         print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}")
-        print(f"  SAM / AdamW step time {r['sam_step_ratio']:.2f} (floor 2.0); SAM extra memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes")
+        # the 2.0 floor is for the forward-backward work; building the batch and the AdamW update are not doubled.
+        # Memory: GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
+        print(f"  SAM / AdamW step time {r['sam_step_ratio']:.2f} (2 forward-backward passes); SAM extra peak memory "
+              f"{r['sam_extra_mem_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
         if "trainer_tokens_per_s" in r:
             print(f"  HF Trainer (AdamW)   {r['trainer_tokens_per_s']:>10.0f} tok/s  -> train.py / Trainer = {r['ours_over_trainer']:.2f}")
     if not args.skip_probe:
-        pr = bench_probe(os.path.join(tmp, f"init_{args.configs[0]}"), args.probe_questions, args.naive_questions, device)
+        # a model that has learned the QA format, so answers end at a newline as they do when probing for real
+        # (an untrained one runs every row to --max_new_tokens: 4-7x the work of a real probe, for both loops)
+        model_dir = os.path.join(tmp, "probe_model")
+        subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", model_dir, "--max_steps", str(args.probe_train_steps),
+                        "--qa_pack", "4", *CONFIGS[args.configs[0]][0]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pr = bench_probe(model_dir, args.probe_questions, args.naive_questions, device)
         results["probe"] = pr
         # the limit: 2N forward FLOPs for each token probe.py has to run (question suffixes and answers; the
         # shared prefixes are negligible), at the measured matmul peak

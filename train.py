@@ -125,18 +125,22 @@ def scratch_model(args, texts, out_dir, master_process, ddp):
     torch.manual_seed(args.seed)  # the same init on every rank
     return LlamaForCausalLM(config), tokenizer
 
-def measure_peak_flops(device, dtype, reps=10):
-    """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet."""
+def measure_peak_flops(device, dtype, reps=20, trials=3):
+    """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet:
+    the best of a few trials, since a shared machine's neighbours only ever slow a trial down."""
     n = 8192 if str(device).startswith("cuda") else 1024
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
-    for i in range(reps + 1):
-        if i == 1:  # the first product warms up
-            sync()
-            t0 = time.perf_counter()
-        a @ b
-    sync()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    a @ b  # warm-up
+    best = 0.0
+    for _ in range(trials):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync()
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t0))
+    return best
 
 # -----------------------------------------------------------------------------
 # checkpoints: written to out_dir/.next, marked complete, then moved to the top of out_dir. A kill before
