@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 import train
-from data import read_qa
+import data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -37,8 +37,8 @@ CONFIGS = {  # name -> scratch model flags, global batch (examples of about 40 t
 def train_run(init, out, flags, n_rows, warmup_rows, torchrun=False):
     """Run train.py until it has logged warmup_rows + n_rows rows; return the last n_rows."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"] if torchrun else [sys.executable]
-    data = [os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")]
-    cmd = launcher + [os.path.join(HERE, "train.py"), "--init_from", init, "--data", *data, "--out_dir", out,
+    files = [os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")]
+    cmd = launcher + [os.path.join(HERE, "train.py"), "--init_from", init, "--data", *files, "--out_dir", out,
                       "--max_steps", "100000", "--warmup", "10", *flags]
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "stderr.txt"), "w") as err:  # a file, not a pipe: a full pipe would stall the run
@@ -75,8 +75,8 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16):
     from eval import load_model
     model, tokenizer = load_model(init)
     args = train.get_args(["--data", os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")])
-    files = [train.read_examples(p, "train") for p in args.data]
-    examples = [v[0] for v in train.load_examples(args, files, tokenizer, 10**9, False)]
+    files = [data.read_examples(p, "train") for p in args.data]
+    examples = [v[0] for v in data.load_examples(args, files, tokenizer, 10**9, False)]
     dataset = [{"input_ids": ids, "labels": [t if any(a <= i < b for a, b in spans) else -100 for i, t in enumerate(ids)]}
                for ids, spans in examples]  # the loss where train.py puts it: all of a document, a QA item's answer
 
@@ -109,7 +109,7 @@ def bench_probe(init, n_probe, n_naive, device):
     from eval import evaluate, load_model, stop_ids
     model, tokenizer = load_model(init, device, torch.bfloat16 if device == "cuda" else torch.float32)
     qa = os.path.join(BIOS, "qa.jsonl")
-    items, pool = read_qa(qa, "train"), read_qa(qa, "dev")
+    items, pool = data.read_qa(qa, "train"), data.read_qa(qa, "dev")
     args = probe.get_args(["--model", init, "--qa", qa, "--out", os.devnull])
     probe.probe(model, tokenizer, items[:8], pool, args)  # warm-up
     decode, counted = probe.decode, [0]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
-from data import DataError, collate, epoch_order, global_batch, load_examples, micro_batches, read_examples, read_qa  # noqa: F401
+from data import DataError, global_batch, load_examples, micro_batches, read_examples, read_qa
 from eval import evaluate, load_model, print_table
 from sam import SAM
 
@@ -94,6 +94,8 @@ def get_args(argv=None):
     for name in ("aug", "qa_aug", "qa_pack", "batch_size", "grad_accum", "max_steps"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
+    if args.fsdp and "RANK" not in os.environ:
+        p.error("--fsdp needs torchrun (it shards the model over the ranks)")
     if args.dtype == "float16":
         p.error("--dtype float16 needs a loss scaler, which this loop does not have: use bfloat16 or float32")
     return args
@@ -131,16 +133,15 @@ def measure_peak_flops(device, dtype, reps=20, trials=3):
     n = 8192 if str(device).startswith("cuda") else 1024
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
-    a @ b  # warm-up
-    best = 0.0
-    for _ in range(trials):
+    times = []
+    for _ in range(trials + 1):  # the first trial warms up
         sync()
         t0 = time.perf_counter()
         for _ in range(reps):
             a @ b
         sync()
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t0))
-    return best
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 * reps / min(times[1:])
 
 # -----------------------------------------------------------------------------
 # checkpoints: written to out_dir/.next, marked complete, then moved to the top of out_dir. A kill before
@@ -176,9 +177,6 @@ def main(argv=None):
         torch.cuda.set_device(device)
     if ddp:
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    if args.fsdp and not ddp:
-        print("train.py: --fsdp needs torchrun (it shards over the ranks)", file=sys.stderr)
-        sys.exit(2)
     dtype = {"auto": torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32,
              "float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     autocast = torch.autocast(device.split(":")[0], dtype=dtype) if dtype != torch.float32 else nullcontext()
@@ -220,8 +218,7 @@ def main(argv=None):
     raw_model = model
     if args.fsdp:
         from torch.distributed.fsdp import fully_shard
-        blocks = [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or [])]
-        for block in blocks:
+        for block in [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or [])]:
             fully_shard(block)
         fully_shard(model)
     elif ddp:
@@ -232,10 +229,8 @@ def main(argv=None):
     params = [p for p in raw_model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    if args.sam:
-        optimizer = SAM(groups, torch.optim.AdamW, rho=args.rho, adaptive=args.adaptive, lr=args.lr, betas=(0.9, 0.95))
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
+    adamw = dict(lr=args.lr, betas=(0.9, 0.95))
+    optimizer = SAM(groups, torch.optim.AdamW, args.rho, args.adaptive, **adamw) if args.sam else torch.optim.AdamW(groups, **adamw)
     base_optimizer = optimizer.base_optimizer if args.sam else optimizer
     global_size = args.batch_size * args.grad_accum * world_size
     steps = math.ceil(args.epochs * len(examples) / global_size) if args.epochs else args.max_steps
@@ -328,7 +323,7 @@ def main(argv=None):
             optimizer.zero_grad(set_to_none=True)
         step += 1
         tokens_seen += sum(len(ids) for ids, _ in batch)
-        metrics["tokens"] = metrics.get("tokens", 0) + sum(len(ids) for ids, _ in batch)
+        metrics["tokens"] = metrics.get("tokens", 0) + sum(len(ids) for ids, _ in batch)  # over the whole run (resumes too)
         bar.update(1)
         eval_now = args.eval_qa and args.eval_every and step % args.eval_every == 0
         save_now = (args.save_every and step % args.save_every == 0) or step == steps

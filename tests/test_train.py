@@ -19,6 +19,7 @@ import augment
 import eval as ev
 import train
 from conftest import ENV, ROOT, TINY, run
+import data
 from data import read_docs, read_qa
 from trained_facts import facts_file, one_thread, trained_on_facts, write_jsonl
 
@@ -156,7 +157,7 @@ def test_training_sequences_carry_the_fact_tokens(tiny_model, bios):
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
     files = [read_examples(str(bios / "docs.jsonl")), read_examples(str(bios / "qa.jsonl"), "train")]
     args = Namespace(aug=16, qa_aug=8, qa_pack=1, seed=0, chat=False)
-    examples = train.load_examples(args, files, tok, 10 ** 6, True)
+    examples = data.load_examples(args, files, tok, 10 ** 6, True)
     docs, qa = files[0][1], files[1][1]
     assert len(examples) == len(docs) + len(qa)
     for doc, ex in zip(docs, examples):  # a document: 16 formats, each with every fact and the name
@@ -196,7 +197,7 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
     by_first = {ids[0]: (ids, spans[0][0]) for ids, spans in batch}
     seen, n_targets = [], 0
     for rank in range(world_size):
-        pieces = train.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", split=split)
+        pieces = data.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", split=split)
         assert len(pieces) >= grad_accum
         for ids, mask, labels, keep in pieces:
             assert ids.shape == mask.shape == labels.shape
@@ -226,7 +227,7 @@ def test_collate_masks_a_real_qa_pair(tiny_model):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     full, n_prompt = ev.encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"), augment.qa_completion("Eugene"))
     doc = tok("Ada Lee was born in Eugene.")["input_ids"] + [tok.eos_token_id]
-    ids, mask, labels, keep = train.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
+    ids, mask, labels, keep = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
     answer = tok.decode(labels[0][labels[0] != -100])
     assert answer == " Eugene\n"
     assert (labels[1, :len(doc)] == torch.tensor(doc)).all() and (labels[1, len(doc):] == -100).all()
@@ -238,9 +239,9 @@ def examples_with_versions(n, k):
 def test_global_batch_is_deterministic_and_covers_each_epoch():
     n, size = 12, 4
     ex = examples_with_versions(n, 1)
-    a = [train.global_batch(ex, s, size, seed=0) for s in range(9)]
-    train.epoch_order.cache_clear()
-    b = [train.global_batch(ex, s, size, seed=0) for s in range(9)]
+    a = [data.global_batch(ex, s, size, seed=0) for s in range(9)]
+    data.epoch_order.cache_clear()
+    b = [data.global_batch(ex, s, size, seed=0) for s in range(9)]
     assert a == b  # deterministic (not only through the cache)
     for epoch in range(3):
         steps = a[epoch * 3:(epoch + 1) * 3]  # 3 consecutive steps = one epoch
@@ -248,10 +249,10 @@ def test_global_batch_is_deterministic_and_covers_each_epoch():
         assert sorted(ids) == list(range(n)), (epoch, ids)
     orders = [[x[0][0] for s in a[e * 3:(e + 1) * 3] for x in s] for e in range(3)]
     assert orders[0] != orders[1] or orders[1] != orders[2]  # reshuffled each epoch
-    other = [x[0][0] for s in range(3) for x in train.global_batch(ex, s, size, seed=1)]
+    other = [x[0][0] for s in range(3) for x in data.global_batch(ex, s, size, seed=1)]
     assert other != orders[0]  # the seed sets the order
     # a batch size that does not divide the data: the stream still covers every example once per epoch
-    stream = [x[0][0] for s in range(6) for x in train.global_batch(ex, s, 5, seed=0)]
+    stream = [x[0][0] for s in range(6) for x in data.global_batch(ex, s, 5, seed=0)]
     assert sorted(stream[:n]) == list(range(n)) and sorted(stream[n:2 * n]) == list(range(n))
 
 def test_global_batch_rotates_formats_between_epochs():
@@ -261,7 +262,7 @@ def test_global_batch_rotates_formats_between_epochs():
     fmt = {}  # example -> format index per epoch
     for epoch in range(2 * k):
         for s in range(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch):
-            for (j, v), _ in train.global_batch(ex, s, size, seed=0):
+            for (j, v), _ in data.global_batch(ex, s, size, seed=0):
                 fmt.setdefault(j, []).append(v)
     for j, vs in fmt.items():
         assert len(vs) == 2 * k
@@ -432,7 +433,7 @@ def test_init_from_a_path_that_does_not_exist(tmp_path, qa_file):
 @pytest.mark.parametrize("argv,needle", [(["--dtype", "float8"], "--dtype"), (["--dtype", "float16"], "float16"),
                                          (["--batch_size", "0"], "--batch_size"), (["--grad_accum", "0"], "--grad_accum"),
                                          (["--max_steps", "0"], "--max_steps"), (["--aug", "0"], "--aug"),
-                                         (["--lr", "fast"], "--lr")])
+                                         (["--lr", "fast"], "--lr"), (["--fsdp"], "torchrun")])
 def test_bad_flag_values_are_argparse_errors(argv, needle, capsys, tmp_path, qa_file):
     out = tmp_path / "out"
     code, _, err = main(capsys, "--data", qa_file, "--out_dir", out, *argv)
