@@ -1,15 +1,18 @@
 """
 Reproduce both papers on the biography world: every number of README's Results section, from scratch.
 
-    python experiments/reproduce.py quick                          # ~20 min on 2 CPU cores: 1 seed, small grid
-    python experiments/reproduce.py full --jobs 12 --device cuda   # README's tables (3 seeds)
-    python experiments/reproduce.py full --only large --jobs 8 --device cuda   # one part only
+    python experiments/reproduce.py quick                  # ~25 min on 2 CPU cores: 1 seed, a small world; a smoke test
+    python experiments/reproduce.py full                   # README's tables: 3 seeds (about 5 h on 2 CPU cores)
+    python experiments/reproduce.py full --only table2     # one part only (it reuses the finished runs it needs)
+    python experiments/reproduce.py full --only large --jobs 8 --device cuda   # a bigger world and model on a GPU
+    python experiments/report.py experiments/results/full/results.json        # the markdown tables
 
-Parts: sweeps (K and rho, mixed training), table1 (Zhu et al.: arms x protocols, fact-token diagnostic),
-table2 (Li et al.: gradual.py against its baselines), large (a bigger world and model, GPU). Runs go to
-experiments/runs/MODE/NAME/ (a finished run is skipped when the script runs again); results to
-experiments/results/MODE/results.json (report.py turns it into README's tables). Every choice is made on
-the dev split (K and rho from the sweeps, the QA-tuning lr); the test split is read once, at a run's end.
+Parts: sweeps (K and rho in mixed training, with dev learning curves), table1 (Zhu et al.: arms x protocols,
+fact-token diagnostic), search (the same arms at 2x steps and at 4x people per parameter), table2 (Li et
+al.: gradual.py against its baselines), large (only when asked). Runs go to experiments/runs/MODE/NAME/ (a
+finished run is skipped when the script runs again); results to experiments/results/MODE/results.json.
+Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's per-stage
+checkpoint); the test split is read once, at a run's end.
 """
 import argparse
 import json
@@ -29,14 +32,15 @@ from augment import format_variants  # noqa: E402
 from data import read_docs, read_qa  # noqa: E402
 from eval import load_model  # noqa: E402
 
-MODES = {
-    "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.05], qa_lrs=[3e-4], qa_epochs=3,
-                  stage_steps=20, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
-    # steps: mixed training; pre_steps: documents only (protocol (a) and the base model of table 2), about as many
-    # passes over each document as mixed training makes (documents are a quarter of its examples)
-    "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 4, 8], rhos=[0.05],
-                 qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, stage_steps=60, probe=["--fast"], parts=["sweeps", "table1", "table2"]),
+MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
+    # document as mixed training makes (documents are a quarter of its examples); search: name -> (people, steps)
+    "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.02], qa_lrs=[3e-4], qa_epochs=3,
+                  eval_every=50, stage_steps=20, select_every=0, probe=["--fast"], search_seeds=[0], search={"steps600": (100, 600)}),
+    "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 2, 4, 8, 16], rhos=[0.01, 0.02, 0.05],
+                 qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, eval_every=100, stage_steps=60, select_every=10, probe=[],
+                 search_seeds=[0, 1], search={"steps2400": (200, 2400), "people800": (800, 2400)}),
 }
+PARTS = ["sweeps", "table1", "search", "table2"]  # and "large", only when asked (--only large)
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
 GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
 
@@ -63,7 +67,11 @@ def run_job(name, cmds, out, threads, device):
 
 def fact_loss(model_dir, world, device):
     """The knowledge-token diagnostic: mean loss on the fact tokens of test people's documents in formats
-    (variants 32-33 of augment.py, never trained on) and paraphrases (para4..7, never trained on)."""
+    (variants 32-33 of augment.py, never trained on) and paraphrases (para4..7, never trained on).
+    Cached in the run's folder."""
+    cache = os.path.join(model_dir, "fact_loss.json")
+    if os.path.exists(cache):
+        return json.load(open(cache))
     model, tok = load_model(model_dir, device)
     model.eval()
     people = {it["doc_id"] for it in read_qa(os.path.join(world, "qa.jsonl"), "test")}
@@ -84,6 +92,8 @@ def fact_loss(model_dir, world, device):
                 if i is not None:  # the fact's tokens, each predicted from everything before it
                     losses.append(-logp[torch.arange(i - 1, i - 1 + len(f)), torch.tensor(f)].mean().item())
         out[name] = statistics.mean(losses)
+    with open(cache, "w") as f:
+        json.dump(out, f)
     return out
 
 def mean_std(xs):
@@ -92,15 +102,15 @@ def mean_std(xs):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=list(MODES), help="quick (about 20 min on 2 CPU cores) or full (README's tables)")
+    p.add_argument("mode", choices=list(MODES), help="quick (about 25 min on 2 CPU cores, a smoke test) or full (README's tables)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--only", nargs="+", default=None, help="parts to run (sweeps table1 table2 large)")
+    p.add_argument("--only", nargs="+", default=None, choices=PARTS + ["large"], help="parts to run (default: all but large)")
     p.add_argument("--root", default=os.path.join(ROOT, "experiments"), help="where runs/ and results/ go")
     args = p.parse_args()
     cfg = MODES[args.mode]
-    parts = args.only or cfg["parts"]
+    parts = args.only or PARTS
     runs = os.path.join(args.root, "runs", args.mode)
     res_path = os.path.join(args.root, "results", args.mode, "results.json")
     os.makedirs(os.path.dirname(res_path), exist_ok=True)
@@ -129,6 +139,9 @@ def main():
     def train(name, seed, flags, steps=cfg["steps"]):
         return ["train.py", "--out_dir", os.path.join(runs, name), "--seed", seed, "--max_steps", steps, "--batch_size", cfg["batch"], *flags]
 
+    def mixed(name, seed, w_docs, w_qa, flags, steps=cfg["steps"]):  # documents of everyone + the train people's QA
+        return (name, [train(name, seed, ["--data", *w_docs, w_qa, "--eval_qa", w_qa, "--eval_every", cfg["eval_every"], *flags], steps)])
+
     def save():  # after every part, so a long run reports what it has
         results["wall_seconds"] = results.get("wall_seconds", 0) + time.time() - save.t
         save.t = time.time()
@@ -137,17 +150,27 @@ def main():
         os.replace(res_path + ".tmp", res_path)
     save.t = started
 
-    def cell(names, keys=("test_exact_match", "dev_exact_match", "tokens")):
+    def curve(names):  # mean dev exact match by step (--eval_every), over the runs
+        logs = [[json.loads(l) for l in open(os.path.join(runs, n, "log.jsonl"))] for n in names if os.path.exists(os.path.join(runs, n, "log.jsonl"))]
+        by_step = [{r["step"]: r["dev_exact_match"] for r in log if "dev_exact_match" in r} for log in logs]
+        steps = sorted(set.intersection(*(set(b) for b in by_step))) if by_step else []
+        return [[t, statistics.mean(b[t] for b in by_step)] for t in steps]
+
+    def cell(names, w=None, keys=("test_exact_match", "dev_exact_match", "tokens")):  # w: the world, for the diagnostic
         ms = [metrics(n) for n in names]
-        return {k: mean_std([m.get(k) for m in ms]) for k in keys} | {"per_seed_test": [m.get("test_exact_match") for m in ms]}
+        c = {k: mean_std([m.get(k) for m in ms]) for k in keys} | {"per_seed_test": [m.get("test_exact_match") for m in ms], "curve": curve(names)}
+        if w:
+            diag = [fact_loss(os.path.join(runs, n), w, args.device) for n in names]
+            c |= {f"fact_loss_{k}": mean_std([d[k] for d in diag]) for k in ("formats", "paraphrases")}
+            c |= {f"per_seed_fact_loss_{k}": [d[k] for d in diag] for k in ("formats", "paraphrases")}
+        return c
 
     world, docs, qa, para = make_world("world", cfg["people"])
     seeds = cfg["seeds"]
     K, rho = results.get("chosen", {}).get("K", 4), results.get("chosen", {}).get("rho", 0.05)
     if "sweeps" in parts:  # mixed training (documents + train people's QA in one run): K and rho on dev
-        jobs = [(f"mixed_k{k}_s{s}", [train(f"mixed_k{k}_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--aug", k])]) for k in cfg["ks"] for s in seeds]
-        jobs += [(f"mixed_sam{r}_s{s}", [train(f"mixed_sam{r}_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--sam", "--rho", r])]) for r in cfg["rhos"] for s in seeds]
-        batch(jobs)
+        batch([mixed(f"mixed_k{k}_s{s}", s, [docs], qa, ["--aug", k]) for k in cfg["ks"] for s in seeds] +
+              [mixed(f"mixed_sam{r}_s{s}", s, [docs], qa, ["--sam", "--rho", r]) for r in cfg["rhos"] for s in seeds])
         results["sweeps"] = {c: cell([f"{c}_s{s}" for s in seeds]) for c in [f"mixed_k{k}" for k in cfg["ks"]] + [f"mixed_sam{r}" for r in cfg["rhos"]]}
         dev = lambda c: (results["sweeps"][c]["dev_exact_match"] or {"mean": -1})["mean"]  # noqa: E731
         K = max([k for k in cfg["ks"] if k > 1], key=lambda k: dev(f"mixed_k{k}"))
@@ -159,8 +182,9 @@ def main():
     data_of = lambda arm: [docs, para] if arm.startswith("para") else [docs]  # noqa: E731
     if "table1" in parts:
         reuse = {"baseline": "mixed_k1", f"aug{K}": f"mixed_k{K}", f"sam{rho}": f"mixed_sam{rho}"}
-        mixed_name = lambda arm, s: f"{reuse[arm]}_s{s}" if arm in reuse and "sweeps" in parts else f"mixed_{arm}_s{s}"  # noqa: E731
-        jobs = [(mixed_name(a, s), [train(mixed_name(a, s), s, ["--data", *data_of(a), qa, "--eval_qa", qa, *f])]) for a, f in arms.items() for s in seeds]
+        done = lambda name: os.path.exists(os.path.join(runs, name, "job.json"))  # noqa: E731
+        mixed_name = lambda arm, s: f"{reuse[arm]}_s{s}" if arm in reuse and done(f"{reuse[arm]}_s{s}") else f"mixed_{arm}_s{s}"  # noqa: E731
+        jobs = [mixed(mixed_name(a, s), s, data_of(a), qa, f) for a, f in arms.items() for s in seeds]
         jobs += [(f"pre_{a}_s{s}", [train(f"pre_{a}_s{s}", s, ["--data", *data_of(a), *f], cfg["pre_steps"])]) for a, f in arms.items() for s in seeds]  # protocol (a), step 1
         batch(jobs)
         qa_tune = lambda name, pre, s, lr: (name, [train(name, s, ["--init_from", os.path.join(runs, pre), "--data", qa, "--eval_qa", qa,  # noqa: E731
@@ -169,18 +193,26 @@ def main():
         qa_lr = max(cfg["qa_lrs"], key=lambda lr: metrics(f"qalr{lr}").get("dev_exact_match", -1))
         results.setdefault("chosen", {})["qa_lr"] = qa_lr
         batch([qa_tune(f"seq_{a}_s{s}", f"pre_{a}_s{s}", s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2
-        table = {}
-        for a in arms:
-            diag = [fact_loss(os.path.join(runs, mixed_name(a, s)), world, args.device) for s in seeds]
-            table[a] = {"mixed": cell([mixed_name(a, s) for s in seeds]), "sequential": cell([f"seq_{a}_s{s}" for s in seeds]),
-                        "fact_loss_formats": mean_std([d["formats"] for d in diag]), "fact_loss_paraphrases": mean_std([d["paraphrases"] for d in diag]),
-                        "per_seed_fact_loss_formats": [d["formats"] for d in diag], "per_seed_fact_loss_paraphrases": [d["paraphrases"] for d in diag]}
-        results["table1"] = table
-        pts = [(fl, em) for a in table.values() for fl, em in zip(a["per_seed_fact_loss_formats"], a["mixed"]["per_seed_test"]) if em is not None]
-        pts_p = [(fl, em) for a in table.values() for fl, em in zip(a["per_seed_fact_loss_paraphrases"], a["mixed"]["per_seed_test"]) if em is not None]
-        results["fact_loss_vs_test_em"] = {"pearson_formats": statistics.correlation(*zip(*pts)) if len(pts) > 2 else None,
-                                           "pearson_paraphrases": statistics.correlation(*zip(*pts_p)) if len(pts_p) > 2 else None, "points": len(pts)}
+        results["table1"] = {a: {"mixed": cell([mixed_name(a, s) for s in seeds], world), "sequential": cell([f"seq_{a}_s{s}" for s in seeds], world)}
+                             for a in arms}
         save()
+    if "search" in parts:  # where can SAM act? the table-1 arms at 2x steps and with 4x people per parameter
+        sarms = {"baseline": [], f"aug{K}": ["--aug", K], f"sam{rho}": ["--sam", "--rho", rho]}
+        worlds = {people: make_world("world" if people == cfg["people"] else f"world_{people}", people) for people, _ in cfg["search"].values()}
+        batch([mixed(f"{name}_{a}_s{s}", s, [worlds[people][1]], worlds[people][2], f, steps) for name, (people, steps) in cfg["search"].items()
+               for a, f in sarms.items() for s in cfg["search_seeds"]])
+        results["search"] = {name: {a: cell([f"{name}_{a}_s{s}" for s in cfg["search_seeds"]], worlds[people][0]) for a in sarms}
+                             for name, (people, _) in cfg["search"].items()}
+        save()
+    # the paper's hypothesis: knowledge that generalizes to unseen formats is knowledge that can be extracted
+    groups = {"mixed": [a["mixed"] for a in results.get("table1", {}).values()] + [c for st in results.get("search", {}).values() for c in st.values()],
+              "sequential": [a["sequential"] for a in results.get("table1", {}).values()]}
+    for protocol, cells in groups.items():
+        pts = [p for c in cells if "per_seed_fact_loss_formats" in c for p in
+               zip(c["per_seed_fact_loss_formats"], c["per_seed_fact_loss_paraphrases"], c["per_seed_test"]) if p[2] is not None]
+        if len(pts) > 2:
+            results.setdefault("fact_loss_vs_test_em", {})[protocol] = {"points": len(pts), **{
+                f"pearson_{k}": statistics.correlation([p[i] for p in pts], [p[2] for p in pts]) for i, k in enumerate(("formats", "paraphrases"))}}
     if "table2" in parts:  # gradual.py and its same-budget baselines
         # The base model is trained like the mixed baseline (documents of everyone + the train people's QA),
         # with --qa_pack 4 so that it has seen several QA items in one sequence, as a few-shot probe shows
@@ -199,7 +231,8 @@ def main():
             base = os.path.join(runs, f"gbase_s{s}")
             pre = [] if os.path.exists(os.path.join(base, "args.json")) else [train(f"gbase_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--qa_pack", 4])]
             return (f"{m}_s{s}", pre + [["gradual.py", "--model", base, "--qa", qa2, "--out_dir", os.path.join(runs, f"{m}_s{s}"), "--baseline", m,
-                                         "--seed", s, "--stage_steps", cfg["stage_steps"], "--lr", lr, "--warmup", 5, "--batch_size", 16, *cfg["probe"]]])
+                                         "--seed", s, "--stage_steps", cfg["stage_steps"], "--select_every", cfg["select_every"], "--lr", lr,
+                                         "--warmup", 5, "--batch_size", 16, *cfg["probe"]]])
         batch([job("gradual", s) for s in seeds])
         for m in GRADUAL_MODES[1:]:  # the baselines reuse gradual's probes of the same base model (gradual.py skips existing outputs)
             for s in seeds:
