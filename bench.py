@@ -10,6 +10,7 @@ through a plain Hugging Face Trainer, and probe.py / eval.py against a naive loo
 Needs `accelerate` for the Trainer column (pip install accelerate); it is not a runtime dependency.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -152,6 +153,9 @@ def main():
     p.add_argument("--skip_trainer", action="store_true", help="skip the Hugging Face Trainer comparison")
     p.add_argument("--out", default="bench.json", help="write the results here")
     args = p.parse_args()
+    if not args.skip_trainer and importlib.util.find_spec("accelerate") is None:  # Trainer needs it; train.py does not
+        print("bench.py: no `accelerate` installed, so no Trainer column (pip install accelerate)", file=sys.stderr)
+        args.skip_trainer = True
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
     machine = torch.cuda.get_device_name() if cuda else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
