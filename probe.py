@@ -184,6 +184,7 @@ def main(argv=None):
             for k, (g, s) in part.items():
                 counts[k][0] += g
                 counts[k][1] += s
+        torch.distributed.barrier()  # no rank tears gloo down while another is still in the gather (CI saw one abort at exit)
         torch.distributed.destroy_process_group()
     if rank == 0:
         rows = finish(items, counts, args)

@@ -46,7 +46,7 @@ def main(path):
                   f"{pm(m.get('fact_loss_paraphrases'), 1, 3)} |")
         print()
     if "search" in r:
-        print("**Search: the same arms at other scales (mixed training, test EM %, fact loss on unseen formats)**\n")
+        print("**Search: baseline and SAM in other settings (mixed training, exact match %, fact loss on unseen formats)**\n")
         print("| setting | arm | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all | fact loss, unseen formats |\n|---|---|---|---|---|---|")
         for setting, arms in r["search"].items():
             for arm, c in arms.items():
