@@ -37,7 +37,7 @@ MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), ab
     "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.02], qa_lrs=[3e-4], qa_epochs=3,
                   eval_every=50, stage_steps=20, select_every=0, probe=["--fast"], search_seeds=[0], search={"steps600": (100, 600)}),
     "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 2, 4, 8, 16], rhos=[0.01, 0.02, 0.05],
-                 qa_lrs=[1e-4, 3e-4, 1e-3], qa_epochs=5, eval_every=100, stage_steps=60, select_every=10, probe=[],
+                 qa_lrs=[1e-4, 3e-4, 1e-3, 3e-3], qa_epochs=5, eval_every=100, stage_steps=60, select_every=10, probe=[],
                  search_seeds=[0, 1], search={"steps2400": (200, 2400)}),
 }
 PARTS = ["sweeps", "table1", "search", "table2"]  # and "large", only when asked (--only large)
@@ -192,8 +192,8 @@ def main():
         batch([qa_tune(f"qalr{lr}", "pre_baseline_s0", 0, lr) for lr in cfg["qa_lrs"]])  # the QA-tuning lr, on dev
         qa_lr = max(cfg["qa_lrs"], key=lambda lr: metrics(f"qalr{lr}").get("dev_exact_match", -1))
         results.setdefault("chosen", {})["qa_lr"] = qa_lr
-        batch([qa_tune(f"seq_{a}_s{s}", f"pre_{a}_s{s}", s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2
-        results["table1"] = {a: {"mixed": cell([mixed_name(a, s) for s in seeds], world), "sequential": cell([f"seq_{a}_s{s}" for s in seeds], world)}
+        batch([qa_tune(f"seq_{a}_lr{qa_lr}_s{s}", f"pre_{a}_s{s}", s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2
+        results["table1"] = {a: {"mixed": cell([mixed_name(a, s) for s in seeds], world), "sequential": cell([f"seq_{a}_lr{qa_lr}_s{s}" for s in seeds], world)}
                              for a in arms}
         save()
     if "search" in parts:  # where can SAM act? baseline and SAM again in other settings (longer runs, more people)
