@@ -29,7 +29,7 @@ def main(path):
     r = json.load(open(path))
     cfg = r["config"]
     print(f"Mode `{r['mode']}` on {r.get('machine', '?')}: {cfg['people']} people, {cfg['steps']} steps of {cfg['batch']} examples, "
-          f"{len(cfg['seeds'])} seed(s) per cell, {r.get('wall_seconds', 0) / 3600:.1f} h of wall time. Mean ± std over seeds.\n")
+          f"{len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds.\n")
     if "sweeps" in r:
         print("**Sweeps, mixed training: exact match % on dev and test people (K formats; SAM radius rho)**\n")
         print("| run | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all of the steps | tokens trained |\n|---|---|---|---|---|")

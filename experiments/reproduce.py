@@ -34,10 +34,10 @@ from eval import load_model  # noqa: E402
 
 MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
     # document as mixed training makes (documents are a quarter of its examples); search: name -> (people, steps)
-    "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.02], qa_lrs=[3e-4], qa_epochs=3,
+    "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.02], qa_lrs=[3e-4], qa_epochs=3, ft_lrs=[3e-4],
                   eval_every=50, stage_steps=20, select_every=0, probe=["--fast"], search_seeds=[0], search={"steps600": (100, 600)}),
     "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 2, 4, 8, 16], rhos=[0.01, 0.02, 0.05],
-                 qa_lrs=[1e-4, 3e-4, 1e-3, 3e-3], qa_epochs=5, eval_every=100, stage_steps=60, select_every=10, probe=[],
+                 qa_lrs=[1e-4, 3e-4, 1e-3, 3e-3], qa_epochs=5, ft_lrs=[1e-4, 3e-5, 3e-4, 1e-3], eval_every=100, stage_steps=60, select_every=10, probe=[],
                  search_seeds=[0, 1], search={"steps2400": (200, 2400)}),
 }
 PARTS = ["sweeps", "table1", "search", "table2"]  # and "large", only when asked (--only large)
@@ -226,24 +226,31 @@ def main():
                 it["split"] = "dev" if it["split"] == "dev" else ("train", "test")[int(it["doc_id"][1:]) % 2]
             with open(qa2, "w") as f:
                 f.writelines(json.dumps({k: v for k, v in it.items() if k != "answers"}) + "\n" for it in rows)
-        lr = results.get("chosen", {}).get("qa_lr", 3e-4)
-        def job(m, s):
+        def job(m, s, lr):
             base = os.path.join(runs, f"gbase_s{s}")
             pre = [] if os.path.exists(os.path.join(base, "args.json")) else [train(f"gbase_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--qa_pack", 4])]
-            return (f"{m}_s{s}", pre + [["gradual.py", "--model", base, "--qa", qa2, "--out_dir", os.path.join(runs, f"{m}_s{s}"), "--baseline", m,
-                                         "--seed", s, "--stage_steps", cfg["stage_steps"], "--select_every", cfg["select_every"], "--lr", lr,
-                                         "--warmup", 5, "--batch_size", 16, *cfg["probe"]]])
-        batch([job("gradual", s) for s in seeds])
-        for m in GRADUAL_MODES[1:]:  # the baselines reuse gradual's probes of the same base model (gradual.py skips existing outputs)
-            for s in seeds:
-                os.makedirs(os.path.join(runs, f"{m}_s{s}"), exist_ok=True)
+            return (f"{m}_lr{lr}_s{s}", pre + [["gradual.py", "--model", base, "--qa", qa2, "--out_dir", os.path.join(runs, f"{m}_lr{lr}_s{s}"),
+                                                "--baseline", m, "--seed", s, "--stage_steps", cfg["stage_steps"], "--select_every",
+                                                cfg["select_every"], "--lr", lr, "--warmup", 5, "--batch_size", 16, *cfg["probe"]]])
+        def share_probes(names, s):  # the base model's probes, made by the seed's first run, are the same for every run
+            for name in names:
+                os.makedirs(os.path.join(runs, name), exist_ok=True)
                 for f in ("probe_base.jsonl", "probe_base_seed2.jsonl", "probe_base_test.jsonl"):
-                    src = os.path.join(runs, f"gradual_s{s}", f)
-                    if os.path.exists(src):
-                        shutil.copy(src, os.path.join(runs, f"{m}_s{s}", f))
-        batch([job(m, s) for m in GRADUAL_MODES[1:] for s in seeds])
-        results["table2"] = {m: [json.load(open(os.path.join(runs, f"{m}_s{s}", "report.json"))) for s in seeds
-                                 if os.path.exists(os.path.join(runs, f"{m}_s{s}", "report.json"))] for m in GRADUAL_MODES}
+                    src = os.path.join(runs, f"one_stage_lr{lrs[0]}_s{s}", f)
+                    if os.path.exists(src) and not os.path.exists(os.path.join(runs, name, f)):
+                        shutil.copy(src, os.path.join(runs, name, f))
+        lrs = cfg["ft_lrs"]
+        batch([job("one_stage", s, lrs[0]) for s in seeds])  # one job a seed: it trains the base model and probes it
+        share_probes([f"one_stage_lr{lr}_s0" for lr in lrs[1:]], 0)
+        batch([job("one_stage", 0, lr) for lr in lrs[1:]])  # the fine-tuning lr: one_stage's stage-1 dev EM, seed 0
+        dev_em = lambda lr: metrics(os.path.join(f"one_stage_lr{lr}_s0", "stage1", "best")).get("dev_exact_match", -1)  # noqa: E731
+        lr = max(lrs, key=dev_em) if len(lrs) > 1 else lrs[0]
+        results.setdefault("chosen", {})["ft_lr"] = lr
+        for s in seeds:
+            share_probes([f"{m}_lr{lr}_s{s}" for m in GRADUAL_MODES], s)
+        batch([job(m, s, lr) for m in GRADUAL_MODES for s in seeds])
+        results["table2"] = {m: [json.load(open(os.path.join(runs, f"{m}_lr{lr}_s{s}", "report.json"))) for s in seeds
+                                 if os.path.exists(os.path.join(runs, f"{m}_lr{lr}_s{s}", "report.json"))] for m in GRADUAL_MODES}
     if "large" in parts:  # a bigger world and model: mixed training, baseline / augmentation / SAM
         lworld, ldocs, lqa, _ = make_world("world_large", LARGE["people"])
         larms = {"baseline": [], f"aug{K}": ["--aug", K], f"sam{rho}": ["--sam", "--rho", rho], f"aug{K}+sam{rho}": ["--aug", K, "--sam", "--rho", rho]}
