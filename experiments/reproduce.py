@@ -11,8 +11,8 @@ Parts: sweeps (K and rho in mixed training, with dev learning curves), table1 (Z
 fact-token diagnostic), search (baseline and SAM in other settings: 2x steps in full mode), table2 (Li et
 al.: gradual.py against its baselines), large (only when asked). Runs go to experiments/runs/MODE/NAME/ (a
 finished run is skipped when the script runs again); results to experiments/results/MODE/results.json.
-Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's per-stage
-checkpoint); the test split is read once, at a run's end.
+Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's fine-tuning
+lr and per-stage checkpoint); the test split is read once, at a run's end.
 """
 import argparse
 import json
@@ -34,6 +34,7 @@ from eval import load_model  # noqa: E402
 
 MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
     # document as mixed training makes (documents are a quarter of its examples); search: name -> (people, steps)
+    # ft_lrs: gradual's fine-tuning lr; the first is also run on every seed (it makes the base probes) and wins ties
     "quick": dict(people=100, steps=300, pre_steps=150, batch=24, seeds=[0], ks=[1, 4], rhos=[0.02], qa_lrs=[3e-4], qa_epochs=3, ft_lrs=[3e-4],
                   eval_every=50, stage_steps=20, select_every=0, probe=["--fast"], search_seeds=[0], search={"steps600": (100, 600)}),
     "full": dict(people=200, steps=1200, pre_steps=400, batch=48, seeds=[0, 1, 2], ks=[1, 2, 4, 8, 16], rhos=[0.01, 0.02, 0.05],
