@@ -10,8 +10,13 @@ the primary metric and "gold answer contained" is reported beside it; any of "an
 The same functions serve train.py (--eval_qa) and probe.py (generation with a shared few-shot prefix).
 """
 import argparse
+import copy
+import functools
+import inspect
 import json
 import os
+import re
+import socket
 import string
 import sys
 from collections import defaultdict
@@ -40,22 +45,51 @@ def contains(pred, answers):
 def load_model(path, device="cpu", dtype=torch.float32):
     """AutoModelForCausalLM + AutoTokenizer from a local folder or a hub id; one clear error if neither."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    if not os.path.isdir(path) and (path.startswith(("/", ".", "~")) or path.count("/") > 1):  # a path, not a hub id
-        raise DataError(f"--model/--init_from {path}: no such model folder")
+    from transformers.utils import logging
+    logging.disable_progress_bar()  # no "Loading weights" bar at every load
+    offline = {}
+    if not os.path.isdir(path):
+        why, offline = why_not_a_hub_id(path)
+        if why:
+            raise DataError(f"--model/--init_from {path}: no such model folder{why}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(path, **offline)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **offline).to(device)
     except (OSError, ValueError) as e:
         raise DataError(f"--model/--init_from {path}: cannot load a causal LM and tokenizer "
-                        f"(not a model folder, and not reachable as a hub id): {str(e).splitlines()[0]}") from None
+                        f"(not a model folder, and not a model on the hub): {str(e).splitlines()[0]}") from None
     if tokenizer.pad_token_id is None:  # only used under an attention mask of 0; any id will do
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.convert_ids_to_tokens(0)
     return model, tokenizer
 
+def why_not_a_hub_id(path):
+    """(why `path` cannot be loaded as a hub id, or "" if it can; from_pretrained kwargs). Checked up front
+    so that a mistyped folder fails in a second instead of after a minute of retries against the hub."""
+    if path.startswith(("/", ".", "~")) or path.count("/") > 1 or os.path.exists(path) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", path):
+        return " (and not a hub id)", {}
+    from huggingface_hub import try_to_load_from_cache
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):  # in the local hub cache: no network needed
+        return "", {"local_files_only": True}
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return " (nor a cached hub model, and HF_HUB_OFFLINE is set)", {}
+    host = re.sub(r"^\w+://", "", os.environ.get("HF_ENDPOINT", "https://huggingface.co")).split("/")[0]
+    try:
+        socket.create_connection((host.split(":")[0], int(host.split(":")[1]) if ":" in host else 443), timeout=3).close()
+    except OSError:
+        return f" (nor a cached hub model, and the hub at {host} cannot be reached to look it up)", {}
+    return "", {}
+
+@functools.lru_cache(maxsize=8)
 def stop_ids(tokenizer):
-    """Every token whose text holds a newline, and eos: generation of an answer ends at any of them."""
-    ids = {i for t, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([t])}
-    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+    """Every token whose text holds a newline, and eos: generation of an answer ends at any of them. Each id is
+    decoded alone (every tokenizer backend can do that, MistralCommonBackend included); cached per tokenizer."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return frozenset(i for i, t in enumerate(texts) if "\n" in t) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+def cache_kwarg(model):
+    """The name of the KV-cache argument and output: transformers 5.x renamed `past_key_values` to `cache`;
+    requirements.txt admits versions on both sides of the rename."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 # -----------------------------------------------------------------------------
 # generation
@@ -77,10 +111,10 @@ def decode(model, ids, mask, stops, max_new_tokens=24, temperature=0.0, top_k=0,
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
     alive = torch.arange(ids.shape[0] * n, device=ids.device)  # result rows still generating
     tokens = torch.full((ids.shape[0] * n, max_new_tokens), -1, dtype=torch.long, device=ids.device)
+    cache = cache_kwarg(model)
     for t in range(max_new_tokens):
-        o = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                  use_cache=True, logits_to_keep=1)
-        past, logits = o.past_key_values, o.logits[:, -1].float()
+        o = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{cache: past})
+        past, logits = getattr(o, cache), o.logits[:, -1].float()
         if t == 0 and n > 1:  # one prefill per prompt, then n copies of its cache
             past.batch_repeat_interleave(n)
             logits, mask, positions = (x.repeat_interleave(n, dim=0) for x in (logits, mask, positions))
@@ -106,57 +140,83 @@ def decode(model, ids, mask, stops, max_new_tokens=24, temperature=0.0, top_k=0,
         out.append(row[:cut])
     return out
 
-def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=False):
+def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=False, bar=None):
     """Greedy answers (text before the first newline) for a list of prompt strings."""
     stops, answers, device = stop_ids(tokenizer), [], next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        rows = [tokenizer(prompts[i], add_special_tokens=not chat)["input_ids"] for i in idx]
+        rows = [encode_pair(tokenizer, prompts[i], "", chat)[0] for i in idx]  # [BOS] + prompt, as trained
         ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
         for i, toks in zip(idx, decode(model, ids, mask, stops, max_new_tokens)):
             answers.append((i, tokenizer.decode(toks, skip_special_tokens=True).split("\n")[0].strip()))
+        if bar is not None:
+            bar.update(len(idx))
     return [a for _, a in sorted(answers)]
 
+def prefix_cache(model, prefix_ids):
+    """The KV cache of a shared prefix (few-shot exemplars), computed once, batch of one."""
+    cache = cache_kwarg(model)
+    device = next(model.parameters()).device
+    return getattr(model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True), cache)
+
 @torch.no_grad()
-def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0, prefix=(), chat=False):
-    """One teacher-forced pass per (prompt, gold answer), after the token ids `prefix` (few-shot exemplars):
-    does greedy decoding produce exactly the gold tokens and then the newline (argmax at every position),
-    and what is the probability that sampling at `temperature` / `top_k` does. The fast, exact path."""
+def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0, prefix=None, chat=False, bar=None):
+    """One teacher-forced pass per (prompt, gold answer): does greedy decoding produce exactly the gold tokens
+    and then the newline (argmax at every position), and what is the probability that sampling at
+    `temperature` / `top_k` does. The fast, exact path. With `prefix` (token ids of few-shot exemplars, BOS
+    first) every row continues one KV cache of it, computed once, as the generation path does."""
     device, greedy, prob = next(model.parameters()).device, [], []
+    past = prefix_cache(model, prefix) if prefix else None
     for b in range(0, len(prompts), batch_size):
-        rows = [encode_pair(tokenizer, p, qa_completion(g), chat) for p, g in zip(prompts[b:b + batch_size], golds[b:b + batch_size])]
-        rows = [(list(prefix) + r, len(prefix) + n) for r, n in rows]
+        rows = [encode_pair(tokenizer, p, qa_completion(g), chat, bos=not prefix) for p, g in zip(prompts[b:b + batch_size], golds[b:b + batch_size])]
         n = max(len(r) for r, _ in rows)
-        ids = torch.tensor([r + [tokenizer.pad_token_id] * (n - len(r)) for r, _ in rows], device=device)
-        mask = (torch.arange(n, device=device)[None] < torch.tensor([len(r) for r, _ in rows], device=device)[:, None]).long()
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        for i, (r, n_prompt) in enumerate(rows):
-            lg, gold = logits[i, n_prompt - 1:len(r) - 1], torch.tensor(r[n_prompt:], device=device)
-            greedy.append(bool((lg.argmax(-1) == gold).all()))
-            scaled = lg / temperature
-            if top_k:
-                scaled = scaled.masked_fill(scaled < scaled.topk(min(top_k, lg.shape[-1]), -1).values[:, -1:], float("-inf"))
-            prob.append(scaled.log_softmax(-1).gather(1, gold[:, None]).sum().exp().item())
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (n - len(r)) for r, _ in rows], device=device)  # right padding
+        lengths, starts = (torch.tensor(x, device=device)[:, None] for x in ([len(r) for r, _ in rows], [k for _, k in rows]))
+        pos = torch.arange(1, n, device=device)[None]
+        targets = torch.where((pos >= starts) & (pos < lengths), ids[:, 1:], -100)  # the gold tokens, where they are predicted
+        keep = (targets != -100).any(0).nonzero().flatten()  # logits only where a gold token is predicted
+        kw = {}
+        if past is not None:  # a copy of the prefix's cache per batch: the forward appends to it
+            kw = {cache_kwarg(model): copy.deepcopy(past), "position_ids": len(prefix) + torch.arange(n, device=device)[None].expand(len(rows), n)}
+            kw[cache_kwarg(model)].batch_repeat_interleave(len(rows))
+        mask = torch.cat([torch.ones(len(rows), len(prefix or ()), dtype=torch.long, device=device),
+                          (torch.arange(n, device=device)[None] < lengths).long()], dim=1)
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep, use_cache=past is not None, **kw).logits.float()
+        targets = targets[:, keep]
+        valid, gold = targets != -100, targets.clamp(min=0)
+        # per-row reductions on the device, one host transfer per batch
+        greedy += ((logits.argmax(-1) == gold) | ~valid).all(1).tolist()
+        scaled = logits / temperature
+        if top_k:
+            scaled = scaled.masked_fill(scaled < scaled.topk(min(top_k, scaled.shape[-1]), -1).values[..., -1:], float("-inf"))
+        logp = scaled.log_softmax(-1).gather(-1, gold[..., None]).squeeze(-1)
+        prob += logp.masked_fill(~valid, 0.0).sum(1).exp().tolist()
+        if bar is not None:
+            bar.update(len(rows))
     return greedy, prob
 
 # -----------------------------------------------------------------------------
 # evaluation and report
 
-def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, categories=None):
+def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, categories=None, progress=False, desc="eval"):
     """Exact match and contains over QA items, overall and by relation / split / probe category."""
+    from tqdm import tqdm
     was_training = model.training
     model.eval()
     prompts = [make_prompt(tokenizer, it["question"], chat=chat) for it in items]
+    pairs = [(i, a) for i, it in enumerate(items) for a in it["answers"]]
+    bar = tqdm(total=len(pairs) if fast else len(items), desc=desc, unit=" answers" if fast else " questions",
+               disable=not progress, dynamic_ncols=True, leave=False)
     if fast:  # greedy correct iff some gold answer is greedy-decoded token for token
-        pairs = [(i, a) for i, it in enumerate(items) for a in it["answers"]]
-        ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size, chat=chat)[0]
+        ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size, chat=chat, bar=bar)[0]
         hit = defaultdict(bool)
         for (i, a), g in zip(pairs, ok):
             hit[i] |= g
         preds = [items[i]["answer"] if hit[i] else "" for i in range(len(items))]
     else:
-        preds = generate(model, tokenizer, prompts, batch_size, chat=chat)
+        preds = generate(model, tokenizer, prompts, batch_size, chat=chat, bar=bar)
+    bar.close()
     model.train(was_training)
     groups = defaultdict(lambda: [0, 0, 0])
     rows = []
@@ -208,7 +268,7 @@ def main(argv=None):
     except (DataError, OSError, KeyError, json.JSONDecodeError) as e:
         print(f"eval.py: {e}", file=sys.stderr)
         sys.exit(2)
-    result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories)
+    result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories, progress=True)
     print_table(result, f"{args.model} on {args.qa}" + (f" [{args.split}]" if args.split else ""))
     if args.out:
         tmp = args.out + ".tmp"

@@ -115,6 +115,8 @@ def print_report(report):
             print(f"  {a:<12}" + "".join(f"{m[a][b]:>13}" for b in CATEGORIES))
     for name, k in report["knowledge"].items():
         print(f"{name}: gained {k['gained']}, kept {k['kept']}, lost {k['lost']} (known {k['known_before']} -> {k['known_after']})")
+    if "stage2_skipped" in report:
+        print(f"stage 2 skipped: {report['stage2_skipped']}")
 
 def main(argv=None):
     args, train_flags = get_args(argv)
@@ -147,10 +149,12 @@ def main(argv=None):
         n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
         stage2 = {"gradual": moved + rng.sample(highly, n_replay), "two_rounds": maybe,
                   "random": rng.sample(list(train_items.values()), min(len(train_items), len(moved) + n_replay))}[args.baseline]
-        if not stage2:
-            sys.exit("gradual.py: no items moved up in stage 1: nothing to train on in stage 2")
-        models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
-        probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
+        if stage2:
+            models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
+            probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
+        else:  # a legitimate outcome of the method, reported as such: the stage-1 model is the result
+            skipped = "no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), so stage 2 had nothing to train on"
+            print(f"gradual.py: {skipped}: stage 2 skipped", flush=True)
     evals = {name: do_eval(args, m, name, test_categories) for name, m in models.items()}
     stages = list(probes)
     pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) > 2 else [])
@@ -165,6 +169,8 @@ def main(argv=None):
     }
     if not one_run:
         report["n_stage2"] = len(stage2)
+        if not stage2:
+            report["stage2_skipped"] = skipped
     with open(os.path.join(args.out_dir, "report.json.tmp"), "w") as f:
         json.dump(report, f, indent=1)
     os.replace(os.path.join(args.out_dir, "report.json.tmp"), os.path.join(args.out_dir, "report.json"))

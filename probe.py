@@ -25,8 +25,8 @@ from collections import Counter, defaultdict
 import torch
 
 from augment import qa_completion, qa_prompt
-from data import DataError, read_qa
-from eval import decode, encode_pair, exact_match, left_pad, load_model, score_gold, stop_ids
+from data import DataError, encode_pair, encode_qa_sequence, read_qa
+from eval import decode, exact_match, left_pad, load_model, prefix_cache, score_gold, stop_ids
 
 CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
 
@@ -47,18 +47,19 @@ def exemplar_sets(pool, n_prompts, shots, seed):
             for rel, items in by_rel.items()}
 
 def prefix_ids(tokenizer, item, exemplars, shots):
-    """The few-shot prefix: each exemplar encoded exactly as train.py encodes a QA item (with its BOS, if the
-    tokenizer adds one), then put end to end. Encoding the joined text instead would tokenize the second
-    "Question" after a newline, unlike every "Question" the model was trained on (with byte-level BPE and a
-    prefix space: "Question" against " Question"); a small model then fails its own training facts."""
+    """The few-shot prefix: one BOS (if the tokenizer adds one), then each exemplar encoded exactly as
+    train.py encodes a QA item, end to end: the sequence train.py --qa_pack builds (encode_qa_sequence).
+    Encoding the joined text instead would tokenize the second "Question" after a newline, unlike every
+    "Question" the model was trained on (with byte-level BPE and a prefix space: "Question" against
+    " Question"); a small model then fails its own training facts."""
     chosen = [e for e in exemplars if e["id"] != item["id"]][:shots]
-    return tuple(t for e in chosen for t in encode_pair(tokenizer, qa_prompt(e["question"]), qa_completion(e["answer"]))[0])
+    return tuple(encode_qa_sequence(tokenizer, [(qa_prompt(e["question"]), qa_completion(e["answer"])) for e in chosen])[0])
 
 def run_unit(model, tokenizer, prefix_ids, chunk, args, stops, generator):
     """(greedy correct, sample correct) of each question in `chunk`, all sharing one few-shot prefix."""
     device = next(model.parameters()).device
     rows_per_q = 1 + args.samples
-    if args.fast:
+    if args.fast:  # every question's suffix + gold answer scored against one cache of the prefix
         prompts = [qa_prompt(it["question"]) for it in chunk for _ in it["answers"]]
         golds = [a for it in chunk for a in it["answers"]]
         greedy, prob = score_gold(model, tokenizer, prompts, golds, args.batch_size * rows_per_q, args.temperature, args.top_k, list(prefix_ids))
@@ -68,12 +69,12 @@ def run_unit(model, tokenizer, prefix_ids, chunk, args, stops, generator):
             out.append((int(any(greedy[k:k + n])), min(1.0, sum(prob[k:k + n])) * args.samples))
             k += n
         return out
-    suffixes = [tokenizer(qa_prompt(it["question"]))["input_ids"] for it in chunk]
+    suffixes = [encode_pair(tokenizer, qa_prompt(it["question"]), "", bos=not prefix_ids)[0] for it in chunk]
     ids, mask = left_pad(suffixes, tokenizer.pad_token_id, device)
     past = None
     if prefix_ids:  # (zero-shot without a BOS token has no prefix)
         with torch.no_grad():
-            past = model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True).past_key_values
+            past = prefix_cache(model, prefix_ids)
         past.batch_repeat_interleave(len(chunk))  # the prefix is computed once, shared by every question
         mask = torch.cat([torch.ones(len(chunk), len(prefix_ids), dtype=mask.dtype, device=device), mask], dim=1)
     temps = torch.tensor(([0.0] + [args.temperature] * args.samples) * len(chunk), device=device)
@@ -92,12 +93,15 @@ def probe(model, tokenizer, items, pool, args, rank=0, world_size=1, progress=Fa
     for it in items:
         for j, exemplars in enumerate(sets.get(it["relation"], [[]] * args.n_prompts)):
             groups[prefix_ids(tokenizer, it, exemplars, args.shots)].append(it)
-    units = [(p, g[b:b + args.batch_size]) for p, g in groups.items() for b in range(0, len(g), args.batch_size)]
+    # a unit: one prefix and the questions asked with it in one batch (--fast: one row per gold answer, so
+    # as many questions as the generation path has rows)
+    per_unit = args.batch_size * (1 + args.samples if args.fast else 1)
+    units = [(p, g[b:b + per_unit]) for p, g in groups.items() for b in range(0, len(g), per_unit)]
     stops, device = stop_ids(tokenizer), next(model.parameters()).device
     counts = defaultdict(lambda: [0, 0.0])
     from tqdm import tqdm
-    bar = tqdm(total=len(items), disable=not progress, dynamic_ncols=True, desc="probing",
-               bar_format="{l_bar}{bar}| {n:.0f}/{total} questions [{elapsed}<{remaining}, {rate_fmt}]")
+    bar = tqdm(total=sum(len(units[u][1]) for u in range(rank, len(units), world_size)), disable=not progress,
+               dynamic_ncols=True, desc="probing", unit=" prompts")  # (question, few-shot prompt) pairs of this rank
     model.eval()
     for u in range(rank, len(units), world_size):
         prefix, chunk = units[u]
@@ -105,7 +109,7 @@ def probe(model, tokenizer, items, pool, args, rank=0, world_size=1, progress=Fa
         for it, (g, s) in zip(chunk, run_unit(model, tokenizer, prefix, chunk, args, stops, generator)):
             counts[it["id"]][0] += g
             counts[it["id"]][1] += s
-        bar.update(len(chunk) * world_size / args.n_prompts)
+        bar.update(len(chunk))
     bar.close()
     return dict(counts)
 
@@ -168,9 +172,12 @@ def main(argv=None):
         everything = read_qa(args.qa)
         splits = {it["split"] for it in everything}
         # exemplars: the dev split; a file without splits is its own pool (never the item itself); never test
-        pool = [it for it in everything if it["split"] == ("dev" if "dev" in splits else "train" if "train" in splits else None)]
+        source = "dev" if "dev" in splits else "train" if "train" in splits else None
+        pool = [it for it in everything if it["split"] == source]
         if not pool:
             raise DataError(f"{args.qa}: no dev (or train) items to draw few-shot exemplars from")
+        if source == "train" and rank == 0:
+            print(f"probe.py: {args.qa} has no dev split: few-shot exemplars come from the train split", file=sys.stderr)
         model, tokenizer = load_model(args.model, device, torch.bfloat16 if device.startswith("cuda") else torch.float32)
     except DataError as e:
         print(f"probe.py: {e}", file=sys.stderr)

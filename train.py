@@ -49,6 +49,7 @@ warmup = 50
 weight_decay = 0.1
 grad_clip = 1.0
 rho = 0.05
+pack = 2.0  # packed row length in longest examples (bench.py: 2x beat 1x, 4x and padding on the CPU)
 n_layer, n_head, n_embd, vocab_size, block_size = 4, 4, 128, 4096, 512
 # -----------------------------------------------------------------------------
 
@@ -65,6 +66,8 @@ def get_args(argv=None):
     a("--aug", type=int, default=1, help="formatted copies per document; each pass over a document uses the next one")
     a("--qa_aug", type=int, default=1, help="prompt formats per QA item, used in turn")
     a("--qa_pack", type=int, default=1, help="QA items per training sequence (> 1: the model sees few-shot-like contexts)")
+    a("--pack", type=float, default=pack, help="padding-free packing: examples end to end in rows of PACK x the longest "
+      "example of a micro-batch (0: pad every example to the longest instead)")
     a("--epochs", type=float, default=None, help="passes over the training examples (overrides --max_steps)")
     a("--max_steps", type=int, default=max_steps, help="optimizer steps")
     a("--batch_size", type=int, default=batch_size, help="examples per micro-batch per rank")
@@ -127,6 +130,25 @@ def scratch_model(args, texts, out_dir, master_process, ddp):
     torch.manual_seed(args.seed)  # the same init on every rank
     return LlamaForCausalLM(config), tokenizer
 
+def loss_sum_of(model, inputs, labels, keep):
+    """Summed token loss of one micro-batch (data.micro_batches). Logits only where the loss is: a QA prompt
+    costs no lm_head. No KV cache: with one, transformers would not build the packed rows' mask."""
+    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels[:, 1:][:, keep].flatten(), ignore_index=-100, reduction="sum")
+
+@torch.no_grad()
+def packing_isolates(model, device):
+    """Does this model keep packed examples apart (the block-diagonal mask built from position ids)? Two
+    short examples in one row must give the logits they give alone; a model that attends across them
+    would train on a silent mix, so train.py pads instead."""
+    was_training, vocab = model.training, model.config.vocab_size
+    model.eval()
+    a, b = (torch.randint(3, vocab, (1, n), generator=torch.Generator().manual_seed(n)).to(device) for n in (5, 7))
+    row = model(input_ids=torch.cat([a, b], 1), position_ids=torch.cat([torch.arange(5), torch.arange(7)])[None].to(device), use_cache=False).logits
+    alone = torch.cat([model(input_ids=x, use_cache=False).logits for x in (a, b)], 1)
+    model.train(was_training)
+    return torch.allclose(row.float(), alone.float(), atol=1e-3 * alone.float().abs().max().item())
+
 def measure_peak_flops(device, dtype, reps=20, trials=3):
     """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet:
     the best of a few trials, since a shared machine's neighbours only ever slow a trial down."""
@@ -161,10 +183,14 @@ def save_checkpoint(out_dir, raw_model, tokenizer, model_state, optim_state, ste
     raw_model.save_pretrained(nxt, state_dict=model_state)  # safetensors; handles tied embeddings
     tokenizer.save_pretrained(nxt)
     torch.save({"optimizer": optim_state, "step": step}, os.path.join(nxt, "trainer_state.pt"))
-    with open(os.path.join(nxt, "args.json"), "w") as f:
-        json.dump({"args": vars(args), "step": step, "metrics": metrics}, f, indent=1)
+    write_json(os.path.join(nxt, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
     open(os.path.join(nxt, "COMPLETE"), "w").close()
     commit(out_dir)
+
+def write_json(path, obj):  # whole or not at all
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 def main(argv=None):
     args = get_args(argv)
@@ -216,6 +242,10 @@ def main(argv=None):
         sys.exit(2)
     model.to(device).train()
     raw_model = model
+    if args.pack and not packing_isolates(model, device):
+        if master_process:
+            print(f"warning: {type(model).__name__} attends across packed examples; padding instead (--pack 0)", file=sys.stderr)
+        args.pack = 0.0
     if args.fsdp:
         from torch.distributed.fsdp import fully_shard
         for block in [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or [])]:
@@ -256,15 +286,14 @@ def main(argv=None):
         piece. The no-sync switch is set before the forward: DDP decides in forward whether the
         backward will reduce, so a no_sync around the backward alone would still sync every micro-step."""
         loss_sum = torch.zeros((), device=device)
-        for i, (ids, mask, labels, keep) in enumerate(batches):
+        for i, piece in enumerate(batches):
             sync = i == len(batches) - 1
             if args.fsdp:
                 model.set_requires_gradient_sync(sync)
             elif ddp:
                 model.require_backward_grad_sync = sync
-            with autocast:  # logits only where the loss is: a QA prompt costs no lm_head
-                logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels[:, 1:][:, keep].flatten(), ignore_index=-100, reduction="sum")
+            with autocast:
+                loss = loss_sum_of(model, *piece)
             # divide by the tokens of the whole global batch; times world_size because DDP / FSDP average over ranks
             (loss * world_size / n_tokens).backward()
             loss_sum += loss.detach()
@@ -284,8 +313,14 @@ def main(argv=None):
 
     splits = sorted({it["split"] for it in eval_items if it["split"]}) or [None]  # None: a file without splits
 
-    def run_eval(split):  # every rank runs it (FSDP2 needs all ranks in every forward); rank 0 prints
-        return evaluate(raw_model, tokenizer, [it for it in eval_items if it["split"] == split], chat=args.chat)
+    def run_eval(split, desc="eval"):  # every rank runs it (FSDP2 needs all ranks in every forward); rank 0 prints
+        try:  # a failing evaluation never costs the run: it is reported, training and saving go on
+            return evaluate(raw_model, tokenizer, [it for it in eval_items if it["split"] == split], chat=args.chat,
+                            progress=master_process, desc=desc)
+        except Exception as e:  # noqa: BLE001 (any tokenizer or model error)
+            if master_process:
+                tqdm.write(f"train.py: evaluation on {args.eval_qa} [{split}] failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            return None
 
     log_path = os.path.join(out, "log.jsonl")
     if master_process:  # a resumed run continues the log from its checkpoint
@@ -307,9 +342,7 @@ def main(argv=None):
             group["lr"] = lr_now
         batch = global_batch(examples, step, global_size, args.seed)
         n_tokens = max(1, sum(max(0, e - max(s, 1)) for _, spans in batch for s, e in spans))  # target tokens (the first has no context)
-        # length pieces pay on a CPU (padding is compute); on a GPU a forward's fixed cost outweighs the
-        # padding of short examples (bench.py, 0.5B on an H100), and FSDP2 needs as many forwards on every rank
-        batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, split=device == "cpu" and not args.fsdp)
+        batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, args.pack)
         loss = forward_backward(batches, n_tokens)  # 1. gradient at w
         if args.sam:
             grad_norm = optimizer.first_step(zero_grad=True)  # 2. move to w + e
@@ -348,9 +381,9 @@ def main(argv=None):
             row.update(tokens_per_s=tokens_seen / dt, step_s=dt / n_steps, mfu=flops / dt / peak, peak_mem_mb=mem / 2**20)
             tokens_seen, logged_step = 0, step
             bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if eval_now:
-            t_eval = time.perf_counter()
-            res = run_eval("dev" if "dev" in splits else splits[0])
+        t_eval = time.perf_counter()
+        res = run_eval("dev" if "dev" in splits else splits[0], f"eval at step {step}") if eval_now else None
+        if res is not None:
             row["dev_exact_match"] = res["exact_match"]
             if master_process:
                 tqdm.write(f"step {step}: dev exact match {100 * res['exact_match']:.1f}%")
@@ -358,25 +391,36 @@ def main(argv=None):
                 best, states = res["exact_match"], full_states()
                 if master_process:
                     save_checkpoint(os.path.join(out, "best"), raw_model, tokenizer, *states, step, args, {"dev_exact_match": best})
-            t0 += time.perf_counter() - t_eval  # evaluation time is not training time
+        t0 += time.perf_counter() - t_eval  # evaluation time is not training time
         if master_process and ("mfu" in row or "dev_exact_match" in row):
             with open(log_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if save_now:
-            if step == steps and args.eval_qa:
-                for split in [s for s in splits if s in ("dev", "test", None)]:
-                    res, name = run_eval(split), split or "all"
-                    metrics[f"{name}_exact_match"], metrics[f"{name}_contains"] = res["exact_match"], res["contains"]
-                    if master_process:
-                        print_table(res, f"\n{name} QA ({args.eval_qa})")
             model_state, optim_state = full_states()
             if master_process:
                 save_checkpoint(out, raw_model, tokenizer, model_state, optim_state, step, args, metrics)
     bar.close()
+    failed = []
+    if args.eval_qa:  # after the final checkpoint is on disk: a failing evaluation never costs the run
+        for split in [s for s in splits if s in ("dev", "test", None)]:
+            res, name = run_eval(split, f"final eval [{split or 'all'}]"), split or "all"
+            if res is None:
+                failed.append(name)
+                continue
+            metrics[f"{name}_exact_match"], metrics[f"{name}_contains"] = res["exact_match"], res["contains"]
+            if master_process:
+                print_table(res, f"\n{name} QA ({args.eval_qa})")
+        if master_process:  # the metrics join the checkpoint's args.json (written whole, then renamed)
+            write_json(os.path.join(out, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
     if master_process:
         print(f"saved to {out}" + (f" | test exact match {100 * metrics['test_exact_match']:.1f}%" if "test_exact_match" in metrics else ""))
+        if failed:
+            print(f"train.py: the final evaluation failed ({', '.join(failed)}); the model is saved in {out} "
+                  f"(evaluate it with eval.py, or rerun with --resume to retry)", file=sys.stderr)
     if ddp:
         torch.distributed.destroy_process_group()
+    if failed:
+        sys.exit(4)
 
 if __name__ == "__main__":
     main()

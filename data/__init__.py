@@ -127,14 +127,47 @@ def make_prompt(tokenizer, question, fmt=0, chat=False):
                                              add_generation_prompt=True)
     return qa_prompt(question, fmt)
 
-def encode_pair(tokenizer, prompt, completion, chat=False):
-    """Token ids of prompt + completion and the number of prompt tokens (the loss mask boundary)."""
-    special = not chat  # a chat template already carries its special tokens
-    p = tokenizer(prompt, add_special_tokens=special)["input_ids"]
-    full = tokenizer(prompt + completion, add_special_tokens=special)["input_ids"]
+@functools.lru_cache(maxsize=16)
+def start_ids(tokenizer):
+    """The special tokens a tokenizer puts before a text (its BOS: Llama, Mistral), [] if none (GPT-2, Qwen)."""
+    ids, bare = tokenizer("a")["input_ids"], tokenizer("a", add_special_tokens=False)["input_ids"]
+    return next((ids[:i] for i in range(len(ids) - len(bare) + 1) if ids[i:i + len(bare)] == bare), [])
+
+@functools.lru_cache(maxsize=16)
+def lead_space(tokenizer):
+    """" " if a text's first word must follow a space to get the tokens it has inside a text. Byte-level BPE
+    without a prefix space (GPT-2, Qwen2, Llama-3, tekken) gives 'Anna' at the start and ' Anna' after a
+    space different tokens; SentencePiece adds its own prefix space. A document opens with its person's name,
+    so without this its name tokens would not be the question's: a tokenization artefact, not a fact."""
+    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    inside = enc("x Anna")[len(enc("x")):]
+    return " " if enc("Anna") != inside and enc(" Anna") == inside else ""
+
+def encode_doc(tokenizer, text):
+    """A document's token ids: BOS (if the tokenizer adds one), its text, EOS."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return start_ids(tokenizer) + tokenizer(lead_space(tokenizer) + text, add_special_tokens=False)["input_ids"] + eos
+
+def encode_pair(tokenizer, prompt, completion, chat=False, bos=True):
+    """Token ids of [BOS] + prompt + completion and the number of tokens before the completion (the loss mask
+    boundary). bos=False leaves the BOS out: QA items put end to end (a few-shot prompt, --qa_pack) share the
+    one BOS at the start of the sequence, as the text a pretrained model read did."""
+    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    start = start_ids(tokenizer) if bos and not chat else []  # a chat template carries its own
+    p, full = enc(prompt), enc(prompt + completion)
     if full[:len(p)] != p:  # a merge across the boundary: encode the two sides apart
-        full = p + tokenizer(completion, add_special_tokens=False)["input_ids"]
-    return full, len(p)
+        full = p + enc(completion)
+    return start + full, len(start) + len(p)
+
+def encode_qa_sequence(tokenizer, pairs):
+    """(ids, spans) of several (prompt, completion) pairs end to end after one BOS; the spans are where each
+    completion lies. A probe's few-shot prompt and a --qa_pack training sequence are built by this one function."""
+    ids, spans = list(start_ids(tokenizer)), []
+    for prompt, completion in pairs:
+        x, n = encode_pair(tokenizer, prompt, completion, bos=False)
+        spans.append((len(ids) + n, len(ids) + len(x)))
+        ids += x
+    return ids, tuple(spans)
 
 # -----------------------------------------------------------------------------
 # training examples: an example is a list of versions (formats, paraphrases); a version is (token ids, spans), where the
@@ -146,25 +179,24 @@ def load_examples(args, files, tokenizer, max_len, master_process):
     a QA item has --qa_aug prompt formats. Each pass over an example uses its next version, so arms with
     more versions see the same number of examples per step as the baseline."""
     groups, qa = {}, []
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for f, (kind, items) in enumerate(files):
         for it in items:
             if kind == "docs":
                 texts = format_variants(it["text"], args.aug, list(it.get("facts", {}).values()), args.seed)
                 groups.setdefault(it["id"].split("#")[0], []).extend(
-                    (ids, ((0, len(ids)),)) for ids in (tokenizer(t)["input_ids"] + eos for t in texts))
+                    (ids, ((0, len(ids)),)) for ids in (encode_doc(tokenizer, t) for t in texts))
             else:
-                pairs = [encode_pair(tokenizer, make_prompt(tokenizer, it["question"], k, args.chat),
-                                     qa_completion(it["answer"]), args.chat) for k in range(args.qa_aug)]
-                qa.append([(ids, ((n, len(ids)),)) for ids, n in pairs])
-    if args.qa_pack > 1:  # QA items end to end, each encoded alone, as probe.py builds a few-shot prompt;
+                qa.append([(make_prompt(tokenizer, it["question"], k, args.chat), qa_completion(it["answer"])) for k in range(args.qa_aug)])
+    if args.qa_pack > 1:  # QA items end to end after one BOS, exactly as probe.py builds a few-shot prompt;
         packings = []      # 8 different packings are the versions, so each pass puts an item among others
         for v in range(8):
             order = list(range(len(qa)))
             random.Random(args.seed * 1000 + v).shuffle(order)
-            packings.append([pack_versions([qa[i][v % len(qa[i])] for i in order[j:j + args.qa_pack]])
+            packings.append([encode_qa_sequence(tokenizer, [qa[i][v % len(qa[i])] for i in order[j:j + args.qa_pack]])
                              for j in range(0, len(qa), args.qa_pack)])
         qa = [list(versions) for versions in zip(*packings)]
+    else:
+        qa = [[(ids, ((n, len(ids)),)) for ids, n in (encode_pair(tokenizer, p, c, args.chat) for p, c in ex)] for ex in qa]
     n_cut = sum(len(ids) > max_len for ex in list(groups.values()) + qa for ids, _ in ex)
     if n_cut and master_process:
         print(f"warning: {n_cut} sequences longer than the context ({max_len} tokens) were truncated", file=sys.stderr)
@@ -173,13 +205,6 @@ def load_examples(args, files, tokenizer, max_len, master_process):
     cut = lambda ids: max(0, len(ids) - max_len)  # noqa: E731
     qa = [[(ids[cut(ids):], tuple((max(0, s - cut(ids)), e - cut(ids)) for s, e in spans)) for ids, spans in ex] for ex in qa]
     return docs + qa
-
-def pack_versions(versions):
-    ids, spans = [], []
-    for x, sp in versions:
-        spans += [(s + len(ids), e + len(ids)) for s, e in sp]
-        ids += x
-    return ids, tuple(spans)
 
 @functools.lru_cache(maxsize=4)
 def epoch_order(n, seed, epoch):
@@ -197,24 +222,45 @@ def global_batch(examples, step, size, seed):
         batch.append(examples[j][(epoch + j) % len(examples[j])])
     return batch
 
-def micro_batches(batch, n_micro, rank, world_size, pad_id, device, split=True):
-    """This rank's share of the global batch: world_size * n_micro micro-batches of similar lengths, each
-    cut into pieces where the length drops below 0.7x the piece's longest (mixed documents and QA would
-    otherwise pad every QA item to a document's length; the gradient is the same sum). Rows are padded
-    on the right; labels are -100 on the prompt and the padding."""
-    batch = sorted(batch, key=lambda x: -len(x[0]))
+def micro_batches(batch, n_micro, rank, world_size, pad_id, device, pack=2.0):
+    """This rank's n_micro micro-batches of the global batch (world_size * n_micro micro-batches of as many
+    examples), each one forward. pack > 0: examples end to end in rows of `pack` x the longest example
+    (padding-free packing); pack = 0: one example a row, padded on the right. Labels are -100 on a prompt,
+    the padding, and (packed) the first token of each example."""
+    batch = sorted(batch, key=lambda x: -len(x[0]))  # similar lengths in a micro-batch: less padding
     size = len(batch) // (n_micro * world_size)
     chunks = [batch[j * size:(j + 1) * size] for j in range(n_micro * world_size)][rank::world_size]
-    pieces = []
-    for chunk in chunks:
-        start = 0
-        for r in range(1, len(chunk) + 1):
-            if r == len(chunk) or (split and len(chunk[r][0]) < 0.7 * len(chunk[start][0])):
-                pieces.append(collate(chunk[start:r], pad_id, device))
-                start = r
-    return pieces
+    return [(pack_rows if pack else collate)(chunk, pad_id, device, pack) for chunk in chunks]
 
-def collate(rows, pad_id, device):
+def pack_rows(rows, pad_id, device, pack):
+    """Examples end to end (first fit, longest first) with position ids restarting at 0 for each and no
+    attention mask: transformers then builds a block-diagonal causal mask from the position ids (sdpa,
+    eager) or runs varlen flash-attention, so no example sees another. A mask or a KV cache would silently
+    turn that off (train.py passes neither and checks the model once: packing_isolates)."""
+    cap = max(len(ids) for ids, _ in rows) * pack
+    bins = []  # [tokens used, examples]
+    for ex in rows:
+        b = next((b for b in bins if b[0] + len(ex[0]) <= cap), None)
+        if b is None:
+            bins.append(b := [0, []])
+        b[0] += len(ex[0])
+        b[1].append(ex)
+    n = max(used for used, _ in bins)
+    ids = torch.full((len(bins), n), pad_id, dtype=torch.long)
+    pos = torch.zeros((len(bins), n), dtype=torch.long)
+    labels = torch.full((len(bins), n), -100, dtype=torch.long)
+    for r, (used, exs) in enumerate(bins):
+        o = 0
+        for x, spans in exs:
+            ids[r, o:o + len(x)], pos[r, o:o + len(x)] = torch.tensor(x), torch.arange(len(x))
+            for s, e in spans:  # loss masking; an example's first token is never a target (no context of its own)
+                labels[r, o + max(s, 1):o + e] = torch.tensor(x[max(s, 1):e])
+            o += len(x)
+        pos[r, o:] = torch.arange(n - o)  # the padding at a row's end: a segment of its own
+    return finish({"input_ids": ids, "position_ids": pos}, labels, device)
+
+def collate(rows, pad_id, device, pack=0):
+    """One example a row, padded on the right, with an attention mask."""
     n = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), n), -100, dtype=torch.long)
@@ -223,5 +269,9 @@ def collate(rows, pad_id, device):
         ids[r, :len(x)], mask[r, :len(x)] = torch.tensor(x), 1
         for s, e in spans:  # loss masking: no loss on a prompt or the padding
             labels[r, s:e] = torch.tensor(x[s:e])
-    keep = (labels[:, 1:] != -100).any(0).nonzero().flatten()  # positions whose next token carries loss
-    return ids.to(device), mask.to(device), labels.to(device), keep.to(device)
+    return finish({"input_ids": ids, "attention_mask": mask}, labels, device)
+
+def finish(inputs, labels, device):
+    """(model inputs, labels, keep): keep are the positions whose next token carries loss (the logits computed)."""
+    keep = (labels[:, 1:] != -100).any(0).nonzero().flatten()
+    return {k: v.to(device) for k, v in inputs.items()}, labels.to(device), keep.to(device)

@@ -34,3 +34,17 @@ def tiny_model(tmp_path_factory, bios):
     run("train.py", "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--out_dir", d, "--max_steps", 2,
         "--batch_size", 4, "--warmup", 1, *TINY)
     return d
+
+@pytest.fixture(scope="session")
+def real_models(tmp_path_factory):
+    """name -> model folder: each real tokenizer of tests/real_tokenizers.py beside a tiny random model,
+    built once per test run. Skipped where the files or test-only packages are missing, except in CI
+    (REQUIRE_REAL_TOKENIZERS=1), where that is a failure."""
+    import real_tokenizers
+    why = real_tokenizers.missing()
+    if why:
+        if os.environ.get("REQUIRE_REAL_TOKENIZERS"):
+            pytest.fail(f"real tokenizers missing: {why}")
+        pytest.skip(f"real tokenizers missing: {why}")
+    d = tmp_path_factory.mktemp("real_models")
+    return {name: real_tokenizers.build(name, str(d / name)) for name in real_tokenizers.VOCAB}

@@ -205,7 +205,7 @@ def test_decode_with_a_shared_prefix_cache_equals_full_prompts(overfit):
     def with_prefix(n=1):
         ids, mask = ev.left_pad(suffixes, tok.pad_token_id, "cpu")
         with torch.no_grad():
-            past = model(input_ids=torch.tensor([prefix_ids]), use_cache=True).past_key_values
+            past = ev.prefix_cache(model, prefix_ids)
         past.batch_repeat_interleave(len(suffixes))
         mask = torch.cat([torch.ones(len(suffixes), len(prefix_ids), dtype=mask.dtype), mask], dim=1)
         return ev.decode(model, ids, mask, stops, max_new_tokens=12, past=past, n=n)

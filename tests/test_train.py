@@ -189,29 +189,49 @@ def hand_batch():
         rows.append((ids, ((n_prompt, len(ids)),)))
     return rows
 
+def segments(inputs, labels):
+    """(row, start, end) of each example in a micro-batch: a row of its own (padded), or the runs of a packed
+    row, which restart their position ids at 0."""
+    if "attention_mask" in inputs:
+        return [(r, 0, int(inputs["attention_mask"][r].sum())) for r in range(labels.shape[0])]
+    out = []
+    for r, pos in enumerate(inputs["position_ids"].tolist()):
+        starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
+        out += [(r, a, b) for a, b in zip(starts, starts[1:])]
+    return out
+
 @pytest.mark.parametrize("world_size", [1, 2])
 @pytest.mark.parametrize("grad_accum", [1, 2])
-@pytest.mark.parametrize("split", [True, False])
-def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, grad_accum, split):
+@pytest.mark.parametrize("pack", [0.0, 1.0, 2.0])
+def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, grad_accum, pack):
     batch = hand_batch()
     by_first = {ids[0]: (ids, spans[0][0]) for ids, spans in batch}
     seen, n_targets = [], 0
     for rank in range(world_size):
-        pieces = data.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", split=split)
-        assert len(pieces) >= grad_accum
-        for ids, mask, labels, keep in pieces:
-            assert ids.shape == mask.shape == labels.shape
-            for r in range(ids.shape[0]):
-                x, n_prompt = by_first[ids[r, 0].item()]
+        pieces = data.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", pack)
+        assert len(pieces) == grad_accum  # one forward per micro-batch
+        for inputs, labels, keep in pieces:
+            ids = inputs["input_ids"]
+            assert ids.shape == labels.shape and ("attention_mask" in inputs) == (pack == 0)
+            if pack:  # rows of at most pack x the longest example
+                longest = max(len(by_first[ids[r, a].item()][0]) for r, a, b in segments(inputs, labels) if ids[r, a].item() in by_first)
+                assert ids.shape[1] <= pack * longest
+            for r, a, b in segments(inputs, labels):
+                if ids[r, a].item() not in by_first:  # the padding at a packed row's end
+                    assert (ids[r, a:b] == PAD).all() and (labels[r, a:b] == -100).all()
+                    continue
+                x, n_prompt = by_first[ids[r, a].item()]
                 L = len(x)
                 seen.append(x[0])
-                assert mask[r].tolist() == [1] * L + [0] * (ids.shape[1] - L)
-                assert ids[r, :L].tolist() == x and (ids[r, L:] == PAD).all()
-                assert (labels[r, :n_prompt] == -100).all()  # no loss on the prompt
-                assert labels[r, n_prompt:L].tolist() == x[n_prompt:]  # the answer (or every document token)
-                assert (labels[r, L:] == -100).all()  # no loss on the padding, although PAD == EOS
-                if n_prompt == 0:
-                    assert (labels[r, :L] != -100).all()
+                assert ids[r, a:a + L].tolist() == x and b - a >= L
+                if pack:
+                    assert b - a == L and inputs["position_ids"][r, a:b].tolist() == list(range(L))
+                    assert labels[r, a] == -100  # an example's first token is no target: it has no context of its own
+                else:
+                    assert inputs["attention_mask"][r].tolist() == [1] * L + [0] * (ids.shape[1] - L) and (ids[r, L:] == PAD).all()
+                assert (labels[r, a:a + n_prompt] == -100).all()  # no loss on the prompt
+                assert labels[r, a + max(n_prompt, 1):a + L].tolist() == x[max(n_prompt, 1):]  # the answer (or every document token)
+                assert (labels[r, a + L:b] == -100).all()  # no loss on the padding, although PAD == EOS
             # the model's logits are kept only at `keep`; no target may fall outside it
             targets = labels[:, 1:] != -100
             dropped = torch.ones(targets.shape[1], dtype=torch.bool)
@@ -222,12 +242,44 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
     # train.py divides the summed loss by this count: it must be the number of labeled targets
     assert n_targets == sum(max(0, len(ids) - max(spans[0][0], 1)) for ids, spans in batch)
 
+def test_packed_and_padded_gradients_match(tiny_model, bios):
+    """The same global batch of bios documents and QA items, packed (rows of 1x and 2x the longest, no mask)
+    and padded (attention mask): the loss and every gradient agree, so no packed example sees another.
+    The negative control: the packed rows with an attention mask of ones (what a collator that adds a mask
+    would do) attend across examples, and the check fails."""
+    from argparse import Namespace
+    model, tok = ev.load_model(str(tiny_model))
+    files = [data.read_examples(str(bios / "docs.jsonl")), data.read_examples(str(bios / "qa.jsonl"), "train")]
+    examples = data.load_examples(Namespace(aug=2, qa_aug=2, qa_pack=1, seed=0, chat=False), files, tok, 10 ** 6, False)
+    batch = data.global_batch(examples, 0, 24, 0)
+
+    def grads(pack, add_mask=False):
+        model.zero_grad()
+        total = 0.0
+        for inputs, labels, keep in data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack):
+            if add_mask:
+                inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+            loss = train.loss_sum_of(model, inputs, labels, keep)
+            loss.backward()
+            total += loss.item()
+        return total, {n: p.grad.clone() for n, p in model.named_parameters()}
+    loss_pad, g_pad = grads(0.0)
+    for pack in (1.0, 2.0):
+        loss_packed, g_packed = grads(pack)
+        assert loss_packed == pytest.approx(loss_pad, rel=1e-5)
+        for n in g_pad:
+            assert torch.allclose(g_packed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()), n
+    loss_mixed, g_mixed = grads(2.0, add_mask=True)
+    assert loss_mixed != pytest.approx(loss_pad, rel=1e-5)
+    assert not all(torch.allclose(g_mixed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()) for n in g_pad)
+    assert train.packing_isolates(model, "cpu")
+
 def test_collate_masks_a_real_qa_pair(tiny_model):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_model)
     full, n_prompt = ev.encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"), augment.qa_completion("Eugene"))
     doc = tok("Ada Lee was born in Eugene.")["input_ids"] + [tok.eos_token_id]
-    ids, mask, labels, keep = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
+    inputs, labels, keep = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
     answer = tok.decode(labels[0][labels[0] != -100])
     assert answer == " Eugene\n"
     assert (labels[1, :len(doc)] == torch.tensor(doc)).all() and (labels[1, len(doc):] == -100).all()
