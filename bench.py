@@ -128,7 +128,7 @@ def bench_probe(init, n_probe, n_naive, device):
     t, n_tokens = time.perf_counter(), 0
     for it in items[:n_naive]:
         for exemplars in sets[it["relation"]]:
-            ids = list(probe.prefix_ids(tokenizer, it, exemplars, args.shots)) + tokenizer(qa_prompt(it["question"]))["input_ids"]
+            ids = list(probe.prefix_ids(tokenizer, it, exemplars, args.shots)) + data.encode_pair(tokenizer, qa_prompt(it["question"]), "", bos=False)[0]
             enc = {"input_ids": torch.tensor([ids], device=device), "attention_mask": torch.ones(1, len(ids), dtype=torch.long, device=device)}
             for s in range(1 + args.samples):
                 kw = dict(do_sample=True, temperature=args.temperature, top_k=args.top_k) if s else dict(do_sample=False)

@@ -21,10 +21,28 @@ import string
 import sys
 from collections import defaultdict
 
-import torch
-
 from augment import qa_completion
-from data import DataError, encode_pair, make_prompt, read_qa
+from data import DataError, Help, encode_pair, make_prompt, read_qa
+
+def get_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
+    parser.add_argument("--model", required=True, help="model folder (train.py's out_dir) or hub id")
+    parser.add_argument("--qa", required=True, help="QA JSONL file")
+    parser.add_argument("--split", default=None, help="evaluate this split only (train / dev / test); default: all")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--probe", default=None, help="probe.py output: also report accuracy by knowledge category")
+    parser.add_argument("--batch_size", type=int, default=64, help="questions per generation batch")
+    parser.add_argument("--fast", action="store_true", help="greedy exact match by one teacher-forced pass, no generation: "
+                        "counts a gold answer only in its own tokenization (not 'paris' for 'Paris'); 'contains' then equals it")
+    parser.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    return parser.parse_args(argv)
+
+if __name__ == "__main__":
+    get_args()  # --help and a mistyped flag answer at once, before torch loads
+
+import torch  # noqa: E402
+
 
 # -----------------------------------------------------------------------------
 # matching: one implementation of "is this answer correct", used by eval.py and probe.py
@@ -245,18 +263,7 @@ def print_table(result, title="QA accuracy"):
             print(f"  {kind[3:]:>8} {name:<16} EM {100 * s['exact_match']:5.1f}%  contains {100 * s['contains']:5.1f}%  n={s['n']}")
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder (train.py's out_dir) or hub id")
-    parser.add_argument("--qa", required=True, help="QA JSONL file")
-    parser.add_argument("--split", default=None, help="evaluate this split only (train / dev / test); default: all")
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
-    parser.add_argument("--probe", default=None, help="probe.py output: also report accuracy by knowledge category")
-    parser.add_argument("--batch_size", type=int, default=64, help="questions per generation batch")
-    parser.add_argument("--fast", action="store_true", help="greedy exact match by one teacher-forced pass, no generation: "
-                        "counts a gold answer only in its own tokenization (not 'paris' for 'Paris'); 'contains' then equals it")
-    parser.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    args = parser.parse_args(argv)
+    args = get_args(argv)
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     try:
         items = read_qa(args.qa, args.split)

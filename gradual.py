@@ -24,14 +24,21 @@ import shlex
 import subprocess
 import sys
 
-from data import DataError, read_qa
-from probe import CATEGORIES
+from data import CATEGORIES, DataError, Help, read_qa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KNOWN = ("HighlyKnown", "MaybeKnown")
+PROBE_FLAGS = (("--n_prompts", int, 10, "few-shot prompts per question (N_ex)"), ("--shots", int, 4, "exemplars per prompt"),
+               ("--samples", int, 16, "sampled answers per prompt"), ("--temperature", float, 0.5, "sampling temperature"),
+               ("--top_k", int, 40, "sampling top-k"), ("--probe_batch_size", int, 32, "questions per batch (probe.py's --batch_size)"))
 
 def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = sys.argv[1:] if argv is None else argv
+    epilog = None
+    if "-h" in argv or "--help" in argv:  # train.py's own --help lists the flags passed through (it answers before torch loads)
+        train_help = subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--help"], capture_output=True, text=True).stdout
+        epilog = "flags passed through to every train.py stage (train.py --help):\n" + train_help[train_help.index("options:") + len("options:\n"):]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help, epilog=epilog)
     p.add_argument("--model", required=True, help="base model folder or hub id")
     p.add_argument("--qa", required=True, help="QA JSONL with train / dev / test splits")
     p.add_argument("--out_dir", required=True, help="folder for every stage's output and report.json")
@@ -41,11 +48,18 @@ def get_args(argv=None):
     p.add_argument("--select_every", type=int, default=0, help="evaluate dev every N steps and keep each stage's best model (0: last)")
     p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)), help="ranks per stage (torchrun when > 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes and the replay / random choice")
-    for flag, kind, default in (("--n_prompts", int, 10), ("--shots", int, 4), ("--samples", int, 16),
-                                ("--temperature", float, 0.5), ("--top_k", int, 40), ("--probe_batch_size", int, 32)):
-        p.add_argument(flag, type=kind, default=default, help="passed to probe.py (--probe_batch_size as --batch_size)")
-    p.add_argument("--fast", action="store_true", help="passed to probe.py")
+    for flag, kind, default, what in PROBE_FLAGS:
+        p.add_argument(flag, type=kind, default=default, help=f"probe.py: {what}")
+    p.add_argument("--fast", action="store_true", help="probe.py: exact one-pass scoring instead of sampling")
     return p.parse_known_args(argv)
+
+def train_args(train_flags):
+    """train.py's arguments for the pass-through flags: a misspelt or ill-typed flag stops gradual.py here,
+    with train.py's own message and exit code 2, before any probe runs."""
+    import train
+    p = train.get_parser()
+    p.prog, p.usage = "gradual.py", "gradual.py ... [train.py flags] (see gradual.py --help)"
+    return p.parse_args(train_flags + ["--init_from", "base"])
 
 def run(args, script, flags, distributed=True):
     launcher = [sys.executable] if args.nproc == 1 or not distributed else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
@@ -61,8 +75,8 @@ def do_probe(args, model, split, name, seed=None):
     out = os.path.join(args.out_dir, f"probe_{name}.jsonl")
     if not os.path.exists(out):  # probe.py writes atomically: present means finished
         flags = ["--model", model, "--qa", args.qa, "--split", split, "--out", out, "--seed", args.seed if seed is None else seed]
-        for k in ("n_prompts", "shots", "samples", "temperature", "top_k", "probe_batch_size"):
-            flags += [f"--{k.replace('probe_', '')}", getattr(args, k)]
+        for flag, *_ in PROBE_FLAGS:
+            flags += [flag.replace("probe_", ""), getattr(args, flag[2:])]
         run(args, "probe.py", flags + (["--fast"] if args.fast else []))
     with open(out) as f:
         return {r["id"]: r["category"] for r in map(json.loads, f)}
@@ -71,6 +85,10 @@ def do_train(args, init, items, name, train_flags, steps):
     out = os.path.join(args.out_dir, name)
     done = os.path.join(out, "DONE")
     if not os.path.exists(done):
+        per_step = train_args(train_flags).batch_size * train_args(train_flags).grad_accum * args.nproc
+        if len(items) < per_step:  # every step repeats every item: say so rather than train quietly
+            print(f"gradual.py: warning: {name} trains on only {len(items)} item(s) for {steps} steps of {per_step} examples "
+                  f"(each item about {steps * per_step // len(items)} times)", file=sys.stderr, flush=True)
         data = os.path.join(args.out_dir, f"{name}_data.jsonl")
         with open(data, "w") as f:
             f.writelines(json.dumps({k: v for k, v in it.items() if k != "split"}) + "\n" for it in items)
@@ -122,6 +140,7 @@ def main(argv=None):
     args, train_flags = get_args(argv)
     if int(os.environ.get("RANK", 0)) != 0:
         return  # launched under torchrun: rank 0 drives the stages, each of them a torchrun of its own
+    train_args(train_flags)
     os.makedirs(args.out_dir, exist_ok=True)
     try:
         train_items = {it["id"]: it for it in read_qa(args.qa, "train")}

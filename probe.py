@@ -22,13 +22,38 @@ import sys
 import zlib
 from collections import Counter, defaultdict
 
-import torch
-
 from augment import qa_completion, qa_prompt
-from data import DataError, encode_pair, encode_qa_sequence, read_qa
-from eval import decode, exact_match, left_pad, load_model, prefix_cache, score_gold, stop_ids
+from data import CATEGORIES, DataError, Help, encode_pair, encode_qa_sequence, read_qa  # noqa: F401 (CATEGORIES: probe.CATEGORIES)
 
-CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
+def get_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--qa", required=True, help="QA JSONL file")
+    p.add_argument("--split", default="train", help="which split to probe (a file without splits is probed whole)")
+    p.add_argument("--out", required=True, help="output JSONL, one line per question")
+    p.add_argument("--n_prompts", type=int, default=10, help="few-shot prompts per question (N_ex)")
+    p.add_argument("--shots", type=int, default=4, help="exemplars per prompt, same relation, from the dev split")
+    p.add_argument("--samples", type=int, default=16, help="sampled answers per prompt")
+    p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature")
+    p.add_argument("--top_k", type=int, default=40, help="sampling top-k (0: off)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the exemplar choice and the sampling")
+    p.add_argument("--fast", action="store_true", help="exact greedy check and sampling probability of the gold answer instead of sampling")
+    p.add_argument("--batch_size", type=int, default=32, help="questions per batch (times 1 + samples rows)")
+    p.add_argument("--max_new_tokens", type=int, default=24, help="longest answer generated")
+    p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
+    args = p.parse_args(argv)
+    for name in ("n_prompts", "samples", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    return args
+
+if __name__ == "__main__":
+    get_args()  # --help and a mistyped flag answer at once, before torch loads
+
+import torch  # noqa: E402
+
+from eval import decode, exact_match, left_pad, load_model, prefix_cache, score_gold, stop_ids  # noqa: E402
+
 
 def category(p_greedy, p_sample):
     if p_greedy >= 1:
@@ -137,28 +162,6 @@ def summary(rows):
     for rel in ["all"] + sorted(k for k in by_rel if k != "all"):
         n = sum(by_rel[rel].values())
         print(f"{rel:<16}" + "".join(f"{by_rel[rel][c]:>7} ({100 * by_rel[rel][c] / n:4.1f}%)" for c in CATEGORIES) + f"{n:>7}")
-
-def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model folder or hub id")
-    p.add_argument("--qa", required=True, help="QA JSONL file")
-    p.add_argument("--split", default="train", help="which split to probe (a file without splits is probed whole)")
-    p.add_argument("--out", required=True, help="output JSONL, one line per question")
-    p.add_argument("--n_prompts", type=int, default=10, help="few-shot prompts per question (N_ex)")
-    p.add_argument("--shots", type=int, default=4, help="exemplars per prompt, same relation, from the dev split")
-    p.add_argument("--samples", type=int, default=16, help="sampled answers per prompt")
-    p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature")
-    p.add_argument("--top_k", type=int, default=40, help="sampling top-k (0: off)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the exemplar choice and the sampling")
-    p.add_argument("--fast", action="store_true", help="exact greedy check and sampling probability of the gold answer instead of sampling")
-    p.add_argument("--batch_size", type=int, default=32, help="questions per batch (times 1 + samples rows)")
-    p.add_argument("--max_new_tokens", type=int, default=24, help="longest answer generated")
-    p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
-    args = p.parse_args(argv)
-    for name in ("n_prompts", "samples", "batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
-    return args
 
 def main(argv=None):
     args = get_args(argv)

@@ -19,19 +19,16 @@ import json
 import math
 import os
 import resource
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from contextlib import nullcontext
 
-import torch
-import torch.nn.functional as F
-
 from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
-from data import DataError, global_batch, load_examples, micro_batches, read_examples, read_qa
-from eval import evaluate, load_model, print_table
-from sam import SAM
+from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -53,11 +50,11 @@ pack = 2.0  # packed row length in longest examples (bench.py: 2x beat 1x, 4x an
 n_layer, n_head, n_embd, vocab_size, block_size = 4, 4, 128, 4096, 512
 # -----------------------------------------------------------------------------
 
-def get_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     a = p.add_argument
     a("--init_from", default=init_from, help="'scratch' (tiny Llama, tokenizer trained on the data) or a model folder / hub id")
-    a("--data", nargs="+", default=data, help="JSONL files: documents ('text') and/or QA ('question'), told apart by keys")
+    a("--data", nargs="+", default=data, help="JSONL files: documents ('text') and/or QA ('question'), told apart by keys (default: the bios world's documents and QA, prepared if absent)")
     a("--split", default="train", help="which split of a QA file to train on (a file without splits is used whole)")
     a("--out_dir", default=out_dir, help="output folder: HF model + tokenizer, optimizer state, args.json, log.jsonl")
     a("--sam", action="store_true", help="sharpness-aware minimization around AdamW")
@@ -88,11 +85,15 @@ def get_args(argv=None):
     a("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
     a("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="autocast dtype (auto: bf16 on GPU)")
     a("--chat", action="store_true", help="QA items in the tokenizer's chat template")
-    a("--eval_qa", default=eval_qa, help="QA file: dev-split accuracy every --eval_every steps, dev + test at the end")
+    a("--eval_qa", default=eval_qa, help="QA file: dev-split accuracy every --eval_every steps, dev + test at the end (default: the bios QA with the default data)")
     a("--eval_every", type=int, default=0, help="evaluate on the dev split every N steps (0: only at the end)")
     a("--keep_best", action="store_true", help="also save the model with the best dev exact match to out_dir/best")
     a("--log_every", type=int, default=10, help="log every N steps")
     a("--peak_tflops", type=float, default=0, help="peak of the device for MFU (0: measured at start)")
+    return p
+
+def get_args(argv=None):
+    p = get_parser()
     args = p.parse_args(argv)
     for name in ("aug", "qa_aug", "qa_pack", "batch_size", "grad_accum", "max_steps"):
         if getattr(args, name) < 1:
@@ -102,6 +103,15 @@ def get_args(argv=None):
     if args.dtype == "float16":
         p.error("--dtype float16 needs a loss scaler, which this loop does not have: use bfloat16 or float32")
     return args
+
+if __name__ == "__main__":
+    get_args()  # --help and a mistyped flag answer at once, before torch loads (seconds)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from eval import evaluate, load_model, print_table  # noqa: E402
+from sam import SAM  # noqa: E402
 
 # -----------------------------------------------------------------------------
 # model
@@ -130,24 +140,40 @@ def scratch_model(args, texts, out_dir, master_process, ddp):
     torch.manual_seed(args.seed)  # the same init on every rank
     return LlamaForCausalLM(config), tokenizer
 
-def loss_sum_of(model, inputs, labels, keep):
-    """Summed token loss of one micro-batch (data.micro_batches). Logits only where the loss is: a QA prompt
-    costs no lm_head. No KV cache: with one, transformers would not build the packed rows' mask."""
-    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels[:, 1:][:, keep].flatten(), ignore_index=-100, reduction="sum")
+def loss_sum_of(model, inputs, labels, gather=True):
+    """Summed token loss of one micro-batch (data.micro_batches). Logits only where a target is: a forward
+    pre-hook hands lm_head just the hidden states that predict a target (a QA prompt costs no lm_head, nor
+    does any position in a packed row that predicts nothing), so the logits are (1, targets, vocab).
+    gather=False (a model whose logits are not its lm_head's output, see model_checks) computes them all.
+    No KV cache: with one, transformers would not build the packed rows' block-diagonal mask."""
+    predicts = F.pad(labels[:, 1:] != -100, (0, 1))  # positions whose next token carries loss
+    head = (model.module if hasattr(model, "module") else model).get_output_embeddings()
+    hook = head.register_forward_pre_hook(lambda m, a: (a[0][predicts][None],)) if gather else None
+    try:
+        logits = model(**inputs, logits_to_keep=0, use_cache=False).logits
+    finally:
+        if hook:
+            hook.remove()
+    logits = logits[0] if gather else logits[predicts]
+    return F.cross_entropy(logits.float(), labels[:, 1:][predicts[:, :-1]], reduction="sum")
 
 @torch.no_grad()
-def packing_isolates(model, device):
-    """Does this model keep packed examples apart (the block-diagonal mask built from position ids)? Two
-    short examples in one row must give the logits they give alone; a model that attends across them
-    would train on a silent mix, so train.py pads instead."""
+def model_checks(model, device):
+    """(packs, gathers): does this model keep packed examples apart (the block-diagonal mask transformers
+    builds from position ids), and are its logits its lm_head's output, position by position (what
+    loss_sum_of's gather needs)? Two short random examples in one row must give the logits they give alone.
+    train.py pads instead of packing, or computes every logit, where a check fails."""
     was_training, vocab = model.training, model.config.vocab_size
     model.eval()
     a, b = (torch.randint(3, vocab, (1, n), generator=torch.Generator().manual_seed(n)).to(device) for n in (5, 7))
-    row = model(input_ids=torch.cat([a, b], 1), position_ids=torch.cat([torch.arange(5), torch.arange(7)])[None].to(device), use_cache=False).logits
-    alone = torch.cat([model(input_ids=x, use_cache=False).logits for x in (a, b)], 1)
+    inputs = {"input_ids": torch.cat([a, b], 1), "position_ids": torch.cat([torch.arange(5), torch.arange(7)])[None].to(device)}
+    row = model(**inputs, use_cache=False).logits.float()
+    alone = torch.cat([model(input_ids=x, use_cache=False).logits for x in (a, b)], 1).float()
+    labels = torch.where(torch.arange(12, device=device) % 3 == 0, inputs["input_ids"], -100)
+    losses = [loss_sum_of(model, inputs, labels, gather) for gather in (True, False)]
     model.train(was_training)
-    return torch.allclose(row.float(), alone.float(), atol=1e-3 * alone.float().abs().max().item())
+    close = lambda x, y: torch.allclose(x, y, atol=1e-3 * y.abs().max().item() + 1e-6)  # noqa: E731
+    return close(row, alone), close(*losses)
 
 def measure_peak_flops(device, dtype, reps=20, trials=3):
     """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet:
@@ -194,6 +220,8 @@ def write_json(path, obj):  # whole or not at all
 
 def main(argv=None):
     args = get_args(argv)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
     # distributed: torchrun's env vars switch DDP on
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else (0, 0, 1)
@@ -242,7 +270,8 @@ def main(argv=None):
         sys.exit(2)
     model.to(device).train()
     raw_model = model
-    if args.pack and not packing_isolates(model, device):
+    packs, gather = model_checks(model, device)
+    if args.pack and not packs:
         if master_process:
             print(f"warning: {type(model).__name__} attends across packed examples; padding instead (--pack 0)", file=sys.stderr)
         args.pack = 0.0
@@ -293,7 +322,7 @@ def main(argv=None):
             elif ddp:
                 model.require_backward_grad_sync = sync
             with autocast:
-                loss = loss_sum_of(model, *piece)
+                loss = loss_sum_of(model, *piece, gather)
             # divide by the tokens of the whole global batch; times world_size because DDP / FSDP average over ranks
             (loss * world_size / n_tokens).backward()
             loss_sum += loss.detach()
@@ -333,8 +362,19 @@ def main(argv=None):
     if master_process:
         print(f"{n_params / 1e6:.2f}M params | {len(examples)} examples | global batch {global_size} | {steps} steps"
               f" | {'SAM' if args.sam else 'AdamW'} | {world_size} rank(s) on {device} | peak {peak / 1e12:.2f} TFLOP/s")
+    if master_process and args.resume:
+        print(f"resuming from step {step} of {steps} ({out})")
+    # Ctrl-C (SIGINT) and a scheduler's SIGTERM: finish the step (never stop while SAM has perturbed the
+    # weights), write a checkpoint, say how to resume, exit non-zero. A second signal leaves at once: the
+    # checkpoint journal keeps the last complete checkpoint whatever happens.
+    stop = []
+    def on_signal(signum, frame):
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(signum)
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     from tqdm import tqdm
-    bar = tqdm(total=steps, initial=step, disable=not master_process, dynamic_ncols=True)
+    bar = tqdm(total=steps, initial=step, disable=not master_process, dynamic_ncols=True, unit=" steps")
     t0, tokens_seen, logged_step = time.perf_counter(), 0, step
     while step < steps:
         lr_now = get_lr(step)
@@ -358,8 +398,13 @@ def main(argv=None):
         tokens_seen += sum(len(ids) for ids, _ in batch)
         metrics["tokens"] = metrics.get("tokens", 0) + sum(len(ids) for ids, _ in batch)  # over the whole run (resumes too)
         bar.update(1)
-        eval_now = args.eval_qa and args.eval_every and step % args.eval_every == 0
-        save_now = (args.save_every and step % args.save_every == 0) or step == steps
+        stopping = bool(stop)
+        if ddp:  # every rank stops at the same step, although a signal may reach them a step apart
+            flag = torch.tensor(float(stopping), device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stopping = flag.item() > 0
+        eval_now = args.eval_qa and args.eval_every and step % args.eval_every == 0 and not stopping
+        save_now = (args.save_every and step % args.save_every == 0) or step == steps or stopping
         if not (step % args.log_every == 0 or eval_now or save_now):
             continue
         row = {"step": step, "loss": loss.item(), "lr": lr_now}
@@ -399,7 +444,19 @@ def main(argv=None):
             model_state, optim_state = full_states()
             if master_process:
                 save_checkpoint(out, raw_model, tokenizer, model_state, optim_state, step, args, metrics)
+        if stopping:
+            bar.close()
+            if master_process:
+                launcher = ["torchrun", f"--nproc_per_node={world_size}"] if ddp else ["python"]
+                again = launcher + [sys.argv[0]] + [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"] + ["--resume"]
+                print(f"\ntrain.py: stopped by {signal.Signals(stop[0] if stop else signal.SIGTERM).name} at step {step} of {steps}; "
+                      f"checkpoint in {out}. Resume: {shlex.join(map(str, again))}", file=sys.stderr)
+            if ddp:
+                torch.distributed.destroy_process_group()
+            sys.exit(128 + (stop[0] if stop else signal.SIGTERM))
     bar.close()
+    for sig, handler in handlers.items():  # the caller's handlers again (train.main may run inside another program)
+        signal.signal(sig, handler)
     failed = []
     if args.eval_qa:  # after the final checkpoint is on disk: a failing evaluation never costs the run
         for split in [s for s in splits if s in ("dev", "test", None)]:
@@ -423,4 +480,8 @@ def main(argv=None):
         sys.exit(4)
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # before training began, or a second Ctrl-C: no traceback, the last checkpoint intact
+        print("\ntrain.py: interrupted; the last complete checkpoint (if any) is intact", file=sys.stderr)
+        sys.exit(130)

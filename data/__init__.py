@@ -20,14 +20,21 @@ import functools
 import json
 import os
 import random
+import argparse
 import sys
-
-import torch
 
 from augment import format_variants, qa_completion, qa_prompt
 
+CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]  # SliCK's, in probe.py's output ("category")
+
 class DataError(ValueError):
     pass
+
+class Help(argparse.RawDescriptionHelpFormatter):
+    """--help of every script: the module docstring as written, and each flag's default."""
+    def _get_help_string(self, action):
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        return action.help + (f" (default: {' '.join(map(str, action.default)) if isinstance(action.default, list) else action.default})" if shown else "")
 
 def _read_jsonl(path):
     if not os.path.isfile(path):
@@ -237,6 +244,7 @@ def pack_rows(rows, pad_id, device, pack):
     attention mask: transformers then builds a block-diagonal causal mask from the position ids (sdpa,
     eager) or runs varlen flash-attention, so no example sees another. A mask or a KV cache would silently
     turn that off (train.py passes neither and checks the model once: packing_isolates)."""
+    import torch  # (imported where used: the scripts parse their flags, with Help, before torch loads)
     cap = max(len(ids) for ids, _ in rows) * pack
     bins = []  # [tokens used, examples]
     for ex in rows:
@@ -261,6 +269,7 @@ def pack_rows(rows, pad_id, device, pack):
 
 def collate(rows, pad_id, device, pack=0):
     """One example a row, padded on the right, with an attention mask."""
+    import torch
     n = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), n), -100, dtype=torch.long)
@@ -272,6 +281,4 @@ def collate(rows, pad_id, device, pack=0):
     return finish({"input_ids": ids, "attention_mask": mask}, labels, device)
 
 def finish(inputs, labels, device):
-    """(model inputs, labels, keep): keep are the positions whose next token carries loss (the logits computed)."""
-    keep = (labels[:, 1:] != -100).any(0).nonzero().flatten()
-    return {k: v.to(device) for k, v in inputs.items()}, labels.to(device), keep.to(device)
+    return {k: v.to(device) for k, v in inputs.items()}, labels.to(device)

@@ -29,7 +29,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from augment import format_variants  # noqa: E402
-from data import read_docs, read_qa  # noqa: E402
+from data import encode_doc, read_docs, read_qa  # noqa: E402
 from eval import load_model  # noqa: E402
 
 MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
@@ -84,11 +84,11 @@ def fact_loss(model_dir, world, device):
                         ("paraphrases", [(d["text"], d["facts"]) for d in para])):
         losses = []
         for text, facts in texts:
-            ids = tok(text)["input_ids"]
+            ids = encode_doc(tok, text)
             with torch.no_grad():
                 logp = model(torch.tensor([ids], device=device)).logits[0].float().log_softmax(-1)
             for value in facts.values():
-                f = tok(" " + value, add_special_tokens=False)["input_ids"]
+                f = tok("x " + value, add_special_tokens=False)["input_ids"][len(tok("x", add_special_tokens=False)["input_ids"]):]  # as inside a text
                 i = next((i for i in range(1, len(ids) - len(f) + 1) if ids[i:i + len(f)] == f), None)
                 if i is not None:  # the fact's tokens, each predicted from everything before it
                     losses.append(-logp[torch.arange(i - 1, i - 1 + len(f)), torch.tensor(f)].mean().item())

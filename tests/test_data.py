@@ -256,3 +256,57 @@ def test_augment_cli_rejects_bad_input(tmp_path):
         bad = write(tmp_path / "bad2.jsonl", *rows)
         res = run("augment.py", bad, "-k", 2, "-o", out, check=False)
         assert res.returncode == 2 and f"{bad}:{line}:" in res.stderr and not out.exists(), res.stderr
+
+# -----------------------------------------------------------------------------
+# data/entityquestions/prepare.py on a small archive in the release's layout (offline)
+
+def release_archive(path):
+    """A zip laid out as the EntityQuestions release (dataset/{train,dev,test}/P<id>.<split>.jsonl, plus a
+    one-off folder that must be left out), from the real samples in ../shared when they are there."""
+    import zipfile
+    shared = os.path.join(ROOT, "..", "shared", "data", "entityquestions")
+    lines = {}
+    for rel in ("P19", "P36"):
+        sample = os.path.join(shared, f"{rel}.dev.jsonl")
+        lines[rel] = ([l for l in open(sample, encoding="utf-8") if l.strip()] if os.path.exists(sample) else
+                      [json.dumps({"question": f"Where was Dezs\u0151 {i} born?", "answers": [f"Halle (Saale) {i}", "Halle"]}, ensure_ascii=False) + "\n"
+                       for i in range(12)])
+    with zipfile.ZipFile(path, "w") as z:
+        for rel, ls in lines.items():  # the samples' lines spread over the three splits
+            for k, split in enumerate(("train", "dev", "test")):
+                z.writestr(f"dataset/{split}/{rel}.{split}.jsonl", "".join(ls[k::3]))
+        z.writestr("dataset/one-off/common-random-buckets/P19/bucket1.test.jsonl", lines["P19"][0])
+    return lines
+
+def test_entityquestions_prepare_converts_the_release_layout(tmp_path):
+    archive = tmp_path / "dataset.zip"
+    lines = release_archive(archive)
+    out = tmp_path / "qa.jsonl"
+    res = run("data/entityquestions/prepare.py", "--archive", archive, "--out", out)
+    assert "wrote" in res.stdout
+    items = read_qa(str(out))
+    assert len(items) == sum(len(ls) for ls in lines.values())  # every line once; the one-off set left out
+    assert {it["relation"] for it in items} == {"P19", "P36"} and {it["split"] for it in items} == {"train", "dev", "test"}
+    originals = {(json.loads(l)["question"], tuple(json.loads(l)["answers"])) for ls in lines.values() for l in ls}
+    assert {(it["question"], tuple(it["answers"])) for it in items} == originals  # unicode, several answers kept
+    assert len(read_qa(str(out), "test")) == sum(len(ls[2::3]) for ls in lines.values())
+    # the download path, from a URL (file:// here), a subset of relations, and a seeded cap per split
+    out2 = tmp_path / "qa_p19.jsonl"
+    run("data/entityquestions/prepare.py", "--url", archive.as_uri(), "--relations", "P19", "--max_per_split", 3, "--out", out2)
+    p19 = read_qa(str(out2))
+    assert {it["relation"] for it in p19} == {"P19"} and Counter(it["split"] for it in p19) == {"train": 3, "dev": 3, "test": 3}
+    run("data/entityquestions/prepare.py", "--url", archive.as_uri(), "--relations", "P19", "--max_per_split", 3, "--out", tmp_path / "again.jsonl")
+    assert (tmp_path / "again.jsonl").read_bytes() == out2.read_bytes()
+
+def test_entityquestions_prepare_bad_archive_is_one_line_and_nothing_written(tmp_path):
+    bad = tmp_path / "dataset.zip"
+    bad.write_bytes(b"not a zip")
+    out = tmp_path / "qa.jsonl"
+    res = run("data/entityquestions/prepare.py", "--archive", bad, "--out", out, check=False)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and str(bad) in res.stderr
+    assert not out.exists()
+    import zipfile
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("dataset/dev/P19.dev.jsonl", '{"question": "Where?", "answers": ["A"]}\n{"question": "Where?"\n')
+    res = run("data/entityquestions/prepare.py", "--archive", bad, "--out", out, check=False)
+    assert res.returncode == 2 and "P19.dev.jsonl:2" in res.stderr and not out.exists()

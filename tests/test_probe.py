@@ -126,3 +126,19 @@ def test_gradual_end_to_end_and_resume(known_world, tmp_path):
     new = open(out / "commands.sh").read().splitlines()[len(commands):]
     assert [c.split()[1].rsplit("/", 1)[1] for c in new] == ["train.py", "probe.py", "eval.py"]
     check_report(json.load(open(out / "report.json")), ["base", "stage1", "stage2"])
+
+@pytest.mark.slow
+def test_gradual_reports_when_nothing_moves_up(known_world, tmp_path):
+    """No fact moved up in stage 1: a legitimate outcome of the method. Stage 2 is skipped and said so in
+    report.json and the printed report; the run does not fail."""
+    out = tmp_path / "g"
+    out.mkdir()
+    cats = {f"k{i}": "MaybeKnown" if i < 2 else "Unknown" for i in range(6)}
+    for name in ("probe_base", "probe_base_seed2", "probe_stage1"):  # the stage-1 re-probe: the same categories
+        fake_probe(out / f"{name}.jsonl", cats)
+    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out, "--stage_steps", 2,
+              "--n_prompts", 2, "--samples", 2, "--batch_size", 4, "--warmup", 1, "--lr", 1e-5)
+    report = json.load(open(out / "report.json"))
+    check_report(report, ["base", "stage1"])
+    assert report["n_stage2"] == 0 and "no items moved up" in report["stage2_skipped"]
+    assert "stage 2 skipped" in res.stdout and not (out / "stage2").exists()

@@ -125,8 +125,8 @@ def test_train_eval_probe_overfit_six_facts(name, real_models, tmp_path):
     train_file = tmp_path / "train.jsonl"
     train_file.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "split"}) + "\n" for r in rows))
     out = tmp_path / "model"
-    res = run("train.py", "--init_from", real_models[name], "--data", train_file, "--out_dir", out, "--max_steps", 250,
-              "--lr", 3e-3, "--batch_size", 6, "--warmup", 10, "--qa_pack", 3, "--eval_qa", qa, "--peak_tflops", 1)
+    res = run("train.py", "--init_from", real_models[name], "--data", train_file, "--out_dir", out, "--max_steps", 120,
+              "--lr", 1e-2, "--batch_size", 6, "--warmup", 10, "--qa_pack", 3, "--eval_qa", qa, "--peak_tflops", 1)
     assert "saved to" in res.stdout
     res = run("eval.py", "--model", out, "--qa", qa, "--split", "train", "--out", tmp_path / "eval.json")
     assert json.load(open(tmp_path / "eval.json"))["exact_match"] == 1.0, res.stdout

@@ -127,7 +127,7 @@ def test_fact_and_name_tokens_identical_in_every_format_and_in_qa(tiny_model, bi
         variants = augment.format_variants(d["text"], 16, list(d["facts"].values()))
         assert len(variants) == 16
         for v in variants:
-            ids = tok(v)["input_ids"]
+            ids = data.encode_doc(tok, v)  # what train.py feeds the model
             assert is_sub(name_ids, ids), (name, v)
             for rel, fact in d["facts"].items():
                 assert is_sub(enc(" " + fact), ids), (rel, fact, v)
@@ -210,7 +210,7 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
     for rank in range(world_size):
         pieces = data.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", pack)
         assert len(pieces) == grad_accum  # one forward per micro-batch
-        for inputs, labels, keep in pieces:
+        for inputs, labels in pieces:
             ids = inputs["input_ids"]
             assert ids.shape == labels.shape and ("attention_mask" in inputs) == (pack == 0)
             if pack:  # rows of at most pack x the longest example
@@ -232,19 +232,15 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
                 assert (labels[r, a:a + n_prompt] == -100).all()  # no loss on the prompt
                 assert labels[r, a + max(n_prompt, 1):a + L].tolist() == x[max(n_prompt, 1):]  # the answer (or every document token)
                 assert (labels[r, a + L:b] == -100).all()  # no loss on the padding, although PAD == EOS
-            # the model's logits are kept only at `keep`; no target may fall outside it
-            targets = labels[:, 1:] != -100
-            dropped = torch.ones(targets.shape[1], dtype=torch.bool)
-            dropped[keep] = False
-            assert not targets[:, dropped].any()
-            n_targets += targets.sum().item()
+            n_targets += (labels[:, 1:] != -100).sum().item()
     assert sorted(seen) == sorted(by_first)  # every example exactly once over ranks and micro-batches
     # train.py divides the summed loss by this count: it must be the number of labeled targets
     assert n_targets == sum(max(0, len(ids) - max(spans[0][0], 1)) for ids, spans in batch)
 
 def test_packed_and_padded_gradients_match(tiny_model, bios):
     """The same global batch of bios documents and QA items, packed (rows of 1x and 2x the longest, no mask)
-    and padded (attention mask): the loss and every gradient agree, so no packed example sees another.
+    and padded (attention mask), with lm_head on the target positions only or on all: the loss and every
+    gradient agree, so no packed example sees another and the gathered logits are the right ones.
     The negative control: the packed rows with an attention mask of ones (what a collator that adds a mask
     would do) attend across examples, and the check fails."""
     from argparse import Namespace
@@ -253,33 +249,33 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
     examples = data.load_examples(Namespace(aug=2, qa_aug=2, qa_pack=1, seed=0, chat=False), files, tok, 10 ** 6, False)
     batch = data.global_batch(examples, 0, 24, 0)
 
-    def grads(pack, add_mask=False):
+    def grads(pack, add_mask=False, gather=True):
         model.zero_grad()
         total = 0.0
-        for inputs, labels, keep in data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack):
+        for inputs, labels in data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack):
             if add_mask:
                 inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
-            loss = train.loss_sum_of(model, inputs, labels, keep)
+            loss = train.loss_sum_of(model, inputs, labels, gather)
             loss.backward()
             total += loss.item()
         return total, {n: p.grad.clone() for n, p in model.named_parameters()}
-    loss_pad, g_pad = grads(0.0)
-    for pack in (1.0, 2.0):
-        loss_packed, g_packed = grads(pack)
+    loss_pad, g_pad = grads(0.0, gather=False)  # padded, every logit computed: the reference
+    for pack, gather in ((0.0, True), (1.0, True), (2.0, True), (2.0, False)):
+        loss_packed, g_packed = grads(pack, gather=gather)
         assert loss_packed == pytest.approx(loss_pad, rel=1e-5)
         for n in g_pad:
             assert torch.allclose(g_packed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()), n
     loss_mixed, g_mixed = grads(2.0, add_mask=True)
     assert loss_mixed != pytest.approx(loss_pad, rel=1e-5)
     assert not all(torch.allclose(g_mixed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()) for n in g_pad)
-    assert train.packing_isolates(model, "cpu")
+    assert train.model_checks(model, "cpu") == (True, True)
 
 def test_collate_masks_a_real_qa_pair(tiny_model):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_model)
     full, n_prompt = ev.encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"), augment.qa_completion("Eugene"))
     doc = tok("Ada Lee was born in Eugene.")["input_ids"] + [tok.eos_token_id]
-    inputs, labels, keep = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
+    inputs, labels = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
     answer = tok.decode(labels[0][labels[0] != -100])
     assert answer == " Eugene\n"
     assert (labels[1, :len(doc)] == torch.tensor(doc)).all() and (labels[1, len(doc):] == -100).all()
@@ -582,3 +578,70 @@ def test_default_run_end_to_end(tmp_path):
     assert model.config.num_hidden_layers == train.n_layer and model.config.hidden_size == train.n_embd
     assert tok.pad_token_id is not None
     assert os.path.exists(os.path.join(ROOT, "data", "bios", "qa.jsonl"))
+
+def test_a_failing_final_evaluation_never_costs_the_run(tiny_model, bios, tmp_path, capsys, monkeypatch):
+    """The final checkpoint is on disk before the final evaluation; an evaluation that raises (as eval.stop_ids
+    did on MistralCommonBackend) is one line, exit code 4, and `--resume` retries it."""
+    out = tmp_path / "out"
+    common = ["--init_from", tiny_model, "--data", bios / "qa.jsonl", "--eval_qa", bios / "qa.jsonl", "--out_dir", out,
+              "--max_steps", 3, "--batch_size", 4, "--warmup", 1, *FAST]
+
+    def broken(*a, **k):
+        raise NotImplementedError("convert_tokens_to_string")
+    monkeypatch.setattr(train, "evaluate", broken)
+    code, stdout, err = main(capsys, *common)
+    assert code == 4, err
+    assert "final evaluation failed" in err and str(out) in err
+    meta = json.load(open(out / "args.json"))
+    assert meta["step"] == 3 and "test_exact_match" not in meta["metrics"]
+    assert torch.load(out / "trainer_state.pt", weights_only=False)["step"] == 3
+    ev.load_model(str(out))  # the model is whole
+    monkeypatch.undo()
+    code, stdout, err = main(capsys, *common, "--resume")
+    assert code == 0, err
+    assert "test_exact_match" in json.load(open(out / "args.json"))["metrics"] and "test exact match" in stdout
+
+# -----------------------------------------------------------------------------
+# Ctrl-C and SIGTERM: a checkpoint at the current step, one line on how to resume, a non-zero exit
+
+@pytest.mark.parametrize("sig,ranks", [(signal.SIGINT, 0), pytest.param(signal.SIGTERM, 0, marks=pytest.mark.slow, id="SIGTERM-0"),
+                                       pytest.param(signal.SIGINT, 2, marks=pytest.mark.slow, id="SIGINT-torchrun"),
+                                       pytest.param(signal.SIGTERM, 2, marks=pytest.mark.slow, id="SIGTERM-torchrun")])
+def test_signal_checkpoints_and_resume_equals_uninterrupted(sig, ranks, tiny_model, bios, tmp_path):
+    """SIGINT (Ctrl-C: under torchrun the terminal signals the whole process group) or SIGTERM (a scheduler:
+    the main process only) mid-run, with no --save_every: the run writes a checkpoint at the step it is
+    in, says how to resume, exits non-zero; --resume then ends with the uninterrupted run's weights."""
+    launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks else [])
+    cmd = lambda out, *extra: launcher + train_cmd(tiny_model, bios, out, "--max_steps", "300", "--log_every", "1", *extra)[1:]  # noqa: E731
+    a_dir, b_dir = tmp_path / "A", tmp_path / "B"
+    run_a = subprocess.Popen(cmd(a_dir), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    err_b = open(tmp_path / "B.err", "w+")
+    run_b = subprocess.Popen(cmd(b_dir), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=err_b, start_new_session=True)
+    log, deadline = b_dir / "log.jsonl", time.time() + 300
+    try:
+        while time.time() < deadline and run_b.poll() is None:
+            if log.exists() and len(log.read_text().splitlines()) >= 5:
+                os.killpg(run_b.pid, sig) if ranks and sig == signal.SIGINT else run_b.send_signal(sig)
+                break
+            time.sleep(0.01)
+        run_b.wait(timeout=120)
+    finally:
+        if run_b.poll() is None:
+            os.killpg(run_b.pid, signal.SIGKILL)
+    err_b.seek(0)
+    err = err_b.read()
+    assert run_b.returncode != 0, "run B finished before the signal: the test did not test it"
+    if not ranks:
+        assert run_b.returncode == 128 + sig, (run_b.returncode, err[-2000:])
+    assert "Traceback" not in err.split("stopped by")[0], err[-3000:]
+    lines = [l for l in err.splitlines() if "train.py: stopped by" in l]
+    assert len(lines) == 1 and signal.Signals(sig).name in lines[0] and "--resume" in lines[0], err[-3000:]
+    step_at_stop = torch.load(b_dir / "trainer_state.pt", weights_only=False)["step"]
+    assert 5 <= step_at_stop < 300 and f"at step {step_at_stop} of 300" in lines[0]
+    res = subprocess.run(cmd(b_dir, "--resume"), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resuming from step {step_at_stop} of 300" in res.stdout
+    assert run_a.wait(timeout=600) == 0
+    a, b = tensors(a_dir), tensors(b_dir)
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after a {signal.Signals(sig).name} at step {step_at_stop}"
