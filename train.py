@@ -15,6 +15,7 @@ The global batch is batch_size x grad_accum x world_size examples, a fixed set p
 over ranks and micro-batches; the loss is normalized by the target tokens of the whole global batch.
 """
 import argparse
+import inspect
 import json
 import math
 import os
@@ -60,11 +61,20 @@ def get_parser():
     a("--sam", action="store_true", help="sharpness-aware minimization around AdamW")
     a("--rho", type=float, default=rho, help="SAM radius")
     a("--adaptive", action="store_true", help="ASAM: perturbation scaled by |w| (use a larger rho, e.g. 0.5)")
+    a("--sam_every", type=int, default=1, help="with --sam: the SAM step on every K-th step, a plain AdamW step between (cheaper)")
+    a("--lora", type=int, default=0, help="rank of low-rank adapters (lora.py) on the --lora_targets layers; 0: full fine-tuning. "
+      "Only the adapters train; the output folder holds the merged model")
+    a("--lora_alpha", type=float, default=32, help="LoRA scale alpha (the update is B A alpha / rank)")
+    a("--lora_targets", default=r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|c_attn|c_proj|c_fc)$",
+      help="regex on module names: the layers LoRA wraps (default: attention and MLP of Llama / Qwen / Mistral / GPT-2)")
+    a("--lora_embeddings", action="store_true", help="with --lora: the embeddings train too (Physics of LMs 3.1 tunes them)")
     a("--aug", type=int, default=1, help="formatted copies per document; each pass over a document uses the next one")
     a("--qa_aug", type=int, default=1, help="prompt formats per QA item, used in turn")
     a("--qa_pack", type=int, default=1, help="QA items per training sequence (> 1: the model sees few-shot-like contexts)")
     a("--pack", type=float, default=pack, help="padding-free packing: examples end to end in rows of PACK x the longest "
       "example of a micro-batch (0: pad every example to the longest instead)")
+    a("--replay", nargs="+", default=None, help="JSONL files replayed beside --data (e.g. the pretraining mixture, against forgetting)")
+    a("--replay_ratio", type=float, default=0.1, help="share of every global batch drawn from --replay")
     a("--epochs", type=float, default=None, help="passes over the training examples (overrides --max_steps)")
     a("--max_steps", type=int, default=max_steps, help="optimizer steps")
     a("--batch_size", type=int, default=batch_size, help="examples per micro-batch per rank")
@@ -95,9 +105,13 @@ def get_parser():
 def get_args(argv=None):
     p = get_parser()
     args = p.parse_args(argv)
-    for name in ("aug", "qa_aug", "qa_pack", "batch_size", "grad_accum", "max_steps"):
+    for name in ("aug", "qa_aug", "qa_pack", "batch_size", "grad_accum", "max_steps", "sam_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
+    if not 0 <= args.replay_ratio < 1:
+        p.error("--replay_ratio must be in [0, 1)")
+    if args.lora and args.init_from == "scratch":
+        p.error("--lora adapts a trained model: give it --init_from (a model folder or hub id)")
     if args.fsdp and "RANK" not in os.environ:
         p.error("--fsdp needs torchrun (it shards the model over the ranks)")
     if args.dtype == "float16":
@@ -203,10 +217,13 @@ def commit(out_dir):
                 os.replace(os.path.join(nxt, name), os.path.join(out_dir, name))
     shutil.rmtree(nxt, ignore_errors=True)
 
-def save_checkpoint(out_dir, raw_model, tokenizer, model_state, optim_state, step, args, metrics):
+def save_checkpoint(out_dir, raw_model, tokenizer, model_state, optim_state, adapters, step, args, metrics):
     nxt = os.path.join(out_dir, ".next")
     shutil.rmtree(nxt, ignore_errors=True)
     raw_model.save_pretrained(nxt, state_dict=model_state)  # safetensors; handles tied embeddings
+    if adapters is not None:  # --lora: the tensors that train, for --resume (model.safetensors holds the merged model)
+        from safetensors.torch import save_file
+        save_file(adapters, os.path.join(nxt, "lora.safetensors"))
     tokenizer.save_pretrained(nxt)
     torch.save({"optimizer": optim_state, "step": step}, os.path.join(nxt, "trainer_state.pt"))
     write_json(os.path.join(nxt, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
@@ -248,12 +265,14 @@ def main(argv=None):
         commit(out)  # finish (or drop) a checkpoint that a kill interrupted
     try:  # read and check every input before anything is written
         files = [read_examples(path, args.split) for path in args.data]
+        replay_files = [read_examples(path, args.split) for path in args.replay or []]
         eval_items = read_qa(args.eval_qa) if args.eval_qa else []
         state = None
         if args.resume:
             if not os.path.exists(os.path.join(out, "trainer_state.pt")):
                 raise DataError(f"--resume: no checkpoint in {out}")
-            model, tokenizer = load_model(out)
+            # LoRA: the frozen weights are --init_from's, bitwise; the adapters come from the checkpoint below
+            model, tokenizer = load_model(args.init_from if args.lora else out)
             state = torch.load(os.path.join(out, "trainer_state.pt"), weights_only=False)
         elif args.init_from == "scratch":
             # the tokenizer sees every format (whatever --aug is), so all arms of an ablation share one
@@ -265,7 +284,18 @@ def main(argv=None):
             model, tokenizer = load_model(args.init_from)
         max_len = getattr(model.config, "max_position_embeddings", None) or args.block_size
         examples = load_examples(args, files, tokenizer, max_len, master_process)
-    except DataError as e:
+        if args.lora:
+            from lora import add_lora
+            torch.manual_seed(args.seed)  # the same adapters on every rank (FSDP2 shards what each rank holds)
+            add_lora(model, args.lora, args.lora_alpha, args.lora_targets)
+            torch.manual_seed(args.seed + rank)
+            if args.lora_embeddings:
+                model.get_input_embeddings().weight.requires_grad_(True)  # (and a tied lm_head with it)
+            if args.resume:
+                from safetensors.torch import load_file
+                model.load_state_dict(load_file(os.path.join(out, "lora.safetensors")), strict=False)
+        replay = load_examples(args, replay_files, tokenizer, max_len, master_process) if replay_files else []
+    except (DataError, ValueError) as e:  # ValueError: --lora_targets matching no layer
         print(f"train.py: {e}", file=sys.stderr)
         sys.exit(2)
     model.to(device).train()
@@ -282,8 +312,9 @@ def main(argv=None):
         fully_shard(model)
     elif ddp:
         from torch.nn.parallel import DistributedDataParallel as DDP
-        # no buffer broadcast: it is a collective in every forward, and ranks may run different numbers of pieces
-        model = DDP(model, device_ids=[local_rank] if device.startswith("cuda") else None, broadcast_buffers=False)
+        # no buffer sync in every forward: a collective per forward for buffers that never change (rotary tables)
+        no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+        model = DDP(model, device_ids=[local_rank] if device.startswith("cuda") else None, **{no_sync: False})
     # optimizer: AdamW, or SAM around AdamW; weight decay on matrices only (not norms / biases)
     params = [p for p in raw_model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
@@ -292,7 +323,8 @@ def main(argv=None):
     optimizer = SAM(groups, torch.optim.AdamW, args.rho, args.adaptive, **adamw) if args.sam else torch.optim.AdamW(groups, **adamw)
     base_optimizer = optimizer.base_optimizer if args.sam else optimizer
     global_size = args.batch_size * args.grad_accum * world_size
-    steps = math.ceil(args.epochs * len(examples) / global_size) if args.epochs else args.max_steps
+    n_replay = round(args.replay_ratio * global_size) if replay else 0  # examples of each global batch from --replay
+    steps = math.ceil(args.epochs * len(examples) / (global_size - n_replay)) if args.epochs else args.max_steps
     step = 0
     if state is not None:
         if args.fsdp:
@@ -330,15 +362,19 @@ def main(argv=None):
             torch.distributed.all_reduce(loss_sum)
         return loss_sum / n_tokens  # a tensor: read (a host sync) only when logged
 
-    def full_states():  # every rank takes part in gathering FSDP2 shards; rank 0 writes
-        if not args.fsdp:
-            return None, optimizer.state_dict()
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
-        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        model_state = get_model_state_dict(model, options=opts)
-        if getattr(raw_model.config, "tie_word_embeddings", False):  # gathered copies hide the tie from save_pretrained
-            model_state.pop("lm_head.weight", None)
-        return model_state, get_optimizer_state_dict(model, base_optimizer, options=opts)
+    def full_states():  # (model state, optimizer state, trainable tensors under LoRA); every rank gathers FSDP2 shards, rank 0 writes
+        model_state, optim_state = (raw_model.state_dict() if args.lora else None), optimizer.state_dict()
+        if args.fsdp:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            model_state, optim_state = get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, base_optimizer, options=opts)
+            if getattr(raw_model.config, "tie_word_embeddings", False):  # gathered copies hide the tie from save_pretrained
+                model_state.pop("lm_head.weight", None)
+        if not args.lora or not model_state:  # (FSDP2 gathers the full state on rank 0 only)
+            return model_state, optim_state, None
+        from lora import merged_state_dict  # the output folder holds the merged model; --resume needs what trains
+        trainable = {n for n, p in raw_model.named_parameters() if p.requires_grad}
+        return merged_state_dict(raw_model, model_state), optim_state, {k: v.contiguous() for k, v in model_state.items() if k in trainable}
 
     splits = sorted({it["split"] for it in eval_items if it["split"]}) or [None]  # None: a file without splits
 
@@ -380,17 +416,18 @@ def main(argv=None):
         lr_now = get_lr(step)
         for group in optimizer.param_groups:
             group["lr"] = lr_now
-        batch = global_batch(examples, step, global_size, args.seed)
+        batch = global_batch(examples, step, global_size, args.seed, replay, n_replay)
         n_tokens = max(1, sum(max(0, e - max(s, 1)) for _, spans in batch for s, e in spans))  # target tokens (the first has no context)
         batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, args.pack)
         loss = forward_backward(batches, n_tokens)  # 1. gradient at w
-        if args.sam:
+        sam_now = args.sam and step % args.sam_every == 0
+        if sam_now:
             grad_norm = optimizer.first_step(zero_grad=True)  # 2. move to w + e
             loss_adv = forward_backward(batches, n_tokens)  # 3. gradient at w + e, same micro-batches
         if args.grad_clip > 0:  # on the descent gradient only
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         if args.sam:
-            optimizer.second_step(zero_grad=True)  # 4. back to w (bitwise), AdamW step
+            optimizer.second_step(zero_grad=True)  # 4. back to w (bitwise), AdamW step (without a first step: a plain one)
         else:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -408,7 +445,7 @@ def main(argv=None):
         if not (step % args.log_every == 0 or eval_now or save_now):
             continue
         row = {"step": step, "loss": loss.item(), "lr": lr_now}
-        if args.sam:
+        if sam_now:
             row.update(loss_adv=loss_adv.item(), grad_norm=grad_norm.item())
         if not (math.isfinite(row["loss"]) and math.isfinite(row.get("loss_adv", 0.0))):  # checked before any save
             if master_process:
@@ -420,8 +457,9 @@ def main(argv=None):
             dt, t0 = time.perf_counter() - t0, time.perf_counter()
             n_steps = step - logged_step
             # model FLOPs: 6N a token for the matmuls of forward + backward, plus attention (PaLM, appendix B)
-            per_token = 6 * n_params + 12 * c.num_hidden_layers * c.hidden_size * tokens_seen / (n_steps * len(batch))
-            flops = per_token * tokens_seen * (2 if args.sam else 1)  # both SAM passes count
+            # (LoRA: 4N, frozen weights get no gradient)
+            per_token = (4 if args.lora else 6) * n_params + 12 * c.num_hidden_layers * c.hidden_size * tokens_seen / (n_steps * len(batch))
+            flops = per_token * tokens_seen * (1 + 1 / args.sam_every if args.sam else 1)  # both SAM passes count
             mem = torch.cuda.max_memory_allocated() if device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             row.update(tokens_per_s=tokens_seen / dt, step_s=dt / n_steps, mfu=flops / dt / peak, peak_mem_mb=mem / 2**20)
             tokens_seen, logged_step = 0, step
@@ -441,9 +479,9 @@ def main(argv=None):
             with open(log_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if save_now:
-            model_state, optim_state = full_states()
+            states = full_states()
             if master_process:
-                save_checkpoint(out, raw_model, tokenizer, model_state, optim_state, step, args, metrics)
+                save_checkpoint(out, raw_model, tokenizer, *states, step, args, metrics)
         if stopping:
             bar.close()
             if master_process:

@@ -219,14 +219,16 @@ def epoch_order(n, seed, epoch):
     random.Random(seed * 100003 + epoch).shuffle(order)
     return order
 
-def global_batch(examples, step, size, seed):
+def global_batch(examples, step, size, seed, replay=(), n_replay=0):
     """The examples of a step: positions [step*size, (step+1)*size) of an endless stream of shuffled
-    epochs; an example's format is chosen by the epoch, so every pass over a document shows the next one."""
+    epochs; an example's format is chosen by the epoch, so every pass over a document shows the next one.
+    With `replay`, n_replay of the size come from a second such stream over the replay examples."""
     batch = []
-    for q in range(step * size, (step + 1) * size):
-        epoch, i = divmod(q, len(examples))
-        j = epoch_order(len(examples), seed, epoch)[i]
-        batch.append(examples[j][(epoch + j) % len(examples[j])])
+    for pool, n, sd in ((examples, size - n_replay, seed), (replay, n_replay, seed + 1)):
+        for q in range(step * n, (step + 1) * n):
+            epoch, i = divmod(q, len(pool))
+            j = epoch_order(len(pool), sd, epoch)[i]
+            batch.append(pool[j][(epoch + j) % len(pool[j])])
     return batch
 
 def micro_batches(batch, n_micro, rank, world_size, pad_id, device, pack=2.0):

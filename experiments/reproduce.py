@@ -31,6 +31,7 @@ sys.path.insert(0, ROOT)
 from augment import format_variants  # noqa: E402
 from data import encode_doc, read_docs, read_qa  # noqa: E402
 from eval import load_model  # noqa: E402
+import pretrained  # noqa: E402  (experiments/pretrained.py: the pretrained regime)
 
 MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
     # document as mixed training makes (documents are a quarter of its examples); search: name -> (people, steps)
@@ -41,7 +42,7 @@ MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), ab
                  qa_lrs=[1e-4, 3e-4, 1e-3, 3e-3], qa_epochs=5, ft_lrs=[1e-4, 3e-5, 3e-4, 1e-3], eval_every=100, stage_steps=60, select_every=10, probe=[],
                  search_seeds=[0, 1], search={"steps2400": (200, 2400)}),
 }
-PARTS = ["sweeps", "table1", "search", "table2"]  # and "large", only when asked (--only large)
+PARTS = ["sweeps", "table1", "search", "table2"] + pretrained.PARTS  # and "large", only when asked (--only large)
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
 GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
 
@@ -69,15 +70,16 @@ def run_job(name, cmds, out, threads, device):
 def fact_loss(model_dir, world, device):
     """The knowledge-token diagnostic: mean loss on the fact tokens of test people's documents in formats
     (variants 32-33 of augment.py, never trained on) and paraphrases (para4..7, never trained on).
-    Cached in the run's folder."""
+    world: (documents, paraphrases, QA file whose test split names the people). Cached in the run's folder."""
     cache = os.path.join(model_dir, "fact_loss.json")
     if os.path.exists(cache):
         return json.load(open(cache))
     model, tok = load_model(model_dir, device)
     model.eval()
-    people = {it["doc_id"] for it in read_qa(os.path.join(world, "qa.jsonl"), "test")}
-    docs = [d for d in read_docs(os.path.join(world, "docs.jsonl")) if d["id"] in people]
-    para = [d for d in read_docs(os.path.join(world, "docs_para.jsonl")) if d["id"].split("#")[0] in people
+    docs_path, para_path, qa_path = world
+    people = {it["doc_id"] for it in read_qa(qa_path, "test")}
+    docs = [d for d in read_docs(docs_path) if d["id"] in people]
+    para = [d for d in read_docs(para_path) if d["id"].split("#")[0] in people
             and int(d["id"].split("#para")[1]) >= 4]
     out = {}
     for name, texts in (("formats", [(v, d["facts"]) for d in docs for v in format_variants(d["text"], 34, list(d["facts"].values()))[32:]]),
@@ -121,13 +123,13 @@ def main():
 
     def make_world(name, people):
         world = os.path.join(runs, name)
-        if not os.path.exists(os.path.join(world, "para_train.jsonl")):
-            subprocess.run([sys.executable, "data/bios/prepare.py", "--people", str(people), "--paraphrases", "8", "--out_dir", world], cwd=ROOT, check=True)
+        if not os.path.exists(os.path.join(world, "qa_gradual.jsonl")):
+            subprocess.run([sys.executable, "data/bios/prepare.py", "--people", str(people), "--paraphrases", "8", "--gradual", "--out_dir", world], cwd=ROOT, check=True)
             with open(os.path.join(world, "docs_para.jsonl")) as f:  # para0..3 are trained on, para4..7 held out
                 lines = [l for l in f if int(json.loads(l)["id"].split("#para")[1]) < 4]
             with open(os.path.join(world, "para_train.jsonl"), "w") as f:
                 f.writelines(lines)
-        return world, *(os.path.join(world, f) for f in ("docs.jsonl", "qa.jsonl", "para_train.jsonl"))
+        return tuple(os.path.join(world, f) for f in ("docs.jsonl", "docs_para.jsonl", "qa.jsonl")), *(os.path.join(world, f) for f in ("docs.jsonl", "qa.jsonl", "para_train.jsonl"))
 
     def batch(jobs):  # run (name, commands) jobs, `--jobs` at a time, and wait for all
         futures = [pool.submit(run_job, name, cmds, os.path.join(runs, name), args.threads, args.device) for name, cmds in jobs]
@@ -220,13 +222,7 @@ def main():
         # them (without it a small model copies the exemplars' answers). It answers questions and knows the
         # held-out people's facts only partly; a model trained on documents alone probes all Unknown. Its
         # test people are split in two: the gradual "train" half (probed, fine-tuned) and the "test" half.
-        qa2 = os.path.join(world, "qa_gradual.jsonl")
-        if not os.path.exists(qa2):
-            rows = [it for it in read_qa(qa) if it["split"] in ("dev", "test")]
-            for it in rows:
-                it["split"] = "dev" if it["split"] == "dev" else ("train", "test")[int(it["doc_id"][1:]) % 2]
-            with open(qa2, "w") as f:
-                f.writelines(json.dumps({k: v for k, v in it.items() if k != "answers"}) + "\n" for it in rows)
+        qa2 = os.path.join(os.path.dirname(qa), "qa_gradual.jsonl")  # prepare.py --gradual: the test people split in halves
         def job(m, s, lr):
             base = os.path.join(runs, f"gbase_s{s}")
             pre = [] if os.path.exists(os.path.join(base, "args.json")) else [train(f"gbase_s{s}", s, ["--data", docs, qa, "--eval_qa", qa, "--qa_pack", 4])]
@@ -258,6 +254,10 @@ def main():
         batch([(f"large_{a}_s{s}", [train(f"large_{a}_s{s}", s, ["--data", ldocs, lqa, "--eval_qa", lqa, *LARGE["flags"], *f], LARGE["steps"])])
                for a, f in larms.items() for s in LARGE["seeds"]])
         results["large"] = {"config": LARGE, "cells": {a: cell([f"large_{a}_s{s}" for s in LARGE["seeds"]]) for a in larms}}
+    if set(parts) & set(pretrained.PARTS):
+        from types import SimpleNamespace
+        pretrained.run(parts, SimpleNamespace(batch=batch, metrics=metrics, curve=curve, save=save, fact_loss=fact_loss, mean_std=mean_std,
+                                              runs=runs, results=results, mode=args.mode, device=args.device))
     save()
     print(f"wrote {res_path} ({(time.time() - started) / 60:.1f} min this run)")
 

@@ -142,3 +142,17 @@ def test_gradual_reports_when_nothing_moves_up(known_world, tmp_path):
     check_report(report, ["base", "stage1"])
     assert report["n_stage2"] == 0 and "no items moved up" in report["stage2_skipped"]
     assert "stage 2 skipped" in res.stdout and not (out / "stage2").exists()
+
+def test_gradual_rejects_a_misspelt_train_flag_before_any_probe(known_world, tmp_path):
+    out = tmp_path / "g"
+    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out,
+              "--learning_rate", 1e-4, check=False)
+    assert res.returncode == 2 and "--learning_rate" in res.stderr, res.stderr
+    assert not out.exists() or not any(out.iterdir())  # nothing probed, nothing written
+
+def test_probe_says_where_exemplars_come_from_without_a_dev_split(known_world, tmp_path):
+    rows = [json.loads(l) for l in open(known_world / "qa.jsonl")]
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] != "dev"))
+    res = run("probe.py", "--model", known_world / "model", "--qa", qa, "--split", "test", "--out", tmp_path / "p.jsonl", "--n_prompts", 1, "--samples", 1)
+    assert "no dev split: few-shot exemplars come from the train split" in res.stderr

@@ -645,3 +645,55 @@ def test_signal_checkpoints_and_resume_equals_uninterrupted(sig, ranks, tiny_mod
     a, b = tensors(a_dir), tensors(b_dir)
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after a {signal.Signals(sig).name} at step {step_at_stop}"
+
+# -----------------------------------------------------------------------------
+# what a newcomer meets first: --help, a mistyped model folder
+
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "probe.py", "gradual.py"])
+def test_help_shows_every_default_without_loading_torch(script):
+    res = subprocess.run([sys.executable, "-X", "importtime", os.path.join(ROOT, script), "--help"], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not any(l.split("|")[-1].strip() == "torch" for l in res.stderr.splitlines())  # parsed before the heavy imports
+    if script == "train.py":
+        for default in (f"(default: {train.max_steps})", f"(default: {train.lr})", f"(default: {train.batch_size})", "(default: scratch)"):
+            assert default in " ".join(res.stdout.split()), default
+    if script == "gradual.py":  # the probe flags each say what they are, and train.py's pass-through flags are listed
+        assert "train.py stage" in res.stdout and "--max_steps" in res.stdout and "--lr" in res.stdout
+        assert res.stdout.count("probe.py:") >= 7 and "(default: 16)" in res.stdout
+
+@pytest.mark.parametrize("offline", ["1", None])
+def test_a_mistyped_model_folder_fails_at_once_offline_or_not(offline, tmp_path, qa_file):
+    env = {k: v for k, v in ENV.items() if k != "HF_HUB_OFFLINE"} | ({"HF_HUB_OFFLINE": offline} if offline else {})
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--init_from", "outt", "--data", str(qa_file),
+                          "--out_dir", str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    lines = error_lines(res.stderr)
+    assert res.returncode == 2 and len(lines) == 1 and "outt" in lines[0] and "no such model folder" in lines[0], res.stderr
+    assert "Retrying" not in res.stderr and "Traceback" not in res.stderr
+
+def test_replay_is_its_share_of_every_global_batch():
+    ex, rep = examples_with_versions(10, 1), [[(("r", j), 0)] for j in range(7)]
+    batches = [data.global_batch(ex, s, 8, 0, rep, 2) for s in range(14)]
+    assert all(len(b) == 8 and sum(x[0][0] == "r" for x in b) == 2 for b in batches)  # 2 of 8, every step
+    main_stream = [x[0][0] for b in batches for x in b if x[0][0] != "r"]
+    assert main_stream == [x[0][0] for s in range(14) for x in data.global_batch(ex, s, 6, 0)]  # the same stream as without replay
+    replayed = [x[0][1] for b in batches for x in b if x[0][0] == "r"]
+    assert sorted(replayed[:7]) == list(range(7)) and sorted(replayed[7:14]) == list(range(7))  # epochs over the replay pool
+    assert data.global_batch(ex, 3, 8, 0) == data.global_batch(ex, 3, 8, 0, rep, 0)
+
+def test_sam_every_1_is_sam_and_2_lies_between(tiny_model, bios, tmp_path, capsys):
+    common = ["--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--max_steps", 6, "--batch_size", 8,
+              "--warmup", 1, "--lr", 3e-3, "--log_every", 1, *FAST]
+    runs = {"sam": ["--sam"], "sam1": ["--sam", "--sam_every", 1], "sam2": ["--sam", "--sam_every", 2], "adamw": [],
+            "replay": ["--replay", bios / "docs_para.jsonl", "--replay_ratio", 0.25]}
+    w = {}
+    for name, extra in runs.items():
+        code, _, err = main(capsys, *common, *extra, "--out_dir", tmp_path / name)
+        assert code == 0, err
+        w[name] = tensors(tmp_path / name)
+    assert all(torch.equal(w["sam"][k], w["sam1"][k]) for k in w["sam"])  # K = 1 is --sam, bitwise
+    for other in ("sam", "adamw"):
+        assert not all(torch.equal(w["sam2"][k], w[other][k]) for k in w["sam2"])
+    rows = [json.loads(l) for l in open(tmp_path / "sam2" / "log.jsonl")]
+    assert [("loss_adv" in r) for r in rows] == [r["step"] % 2 == 1 for r in rows]  # SAM on steps 0, 2, 4 (logged as 1, 3, 5)
+    assert not all(torch.equal(w["replay"][k], w["adamw"][k]) for k in w["adamw"])

@@ -6,6 +6,7 @@ pairs each, and people split into train / dev / test. Deterministic from --seed,
     python data/bios/prepare.py                       # 200 people -> data/bios/{docs,qa}.jsonl
     python data/bios/prepare.py --people 2000 --seed 1 --out_dir /tmp/bios
     python data/bios/prepare.py --paraphrases 4       # also docs_para.jsonl (4 rewritten copies each)
+    python data/bios/prepare.py --gradual             # also qa_gradual.jsonl: README's Table 2 data, for gradual.py
 
 The first sentence names the person by full name and the others say He / She, as in bioS (with
 --fullname every sentence names the person: an easier world, where extraction is nearly free). No answer is a substring of another answer of the same relation, so exact match is
@@ -161,6 +162,8 @@ def main(argv=None):
                         help="fractions of people in the train / dev / test splits")
     parser.add_argument("--paraphrases", type=int, default=0, help="also write docs_para.jsonl with P rewrites per person")
     parser.add_argument("--fullname", action="store_true", help="the full name in every sentence (bioS fullname; easier)")
+    parser.add_argument("--gradual", action="store_true", help="also write qa_gradual.jsonl: the held-out (test) people split in "
+                        "halves, train (probed and fine-tuned by gradual.py) and test, plus the dev people")
     args = parser.parse_args(argv)
     if args.people < 3:
         parser.error("--people must be at least 3 (one per split)")
@@ -185,6 +188,9 @@ def main(argv=None):
     write_jsonl(os.path.join(args.out_dir, "qa.jsonl"), qa)
     if args.paraphrases:
         write_jsonl(os.path.join(args.out_dir, "docs_para.jsonl"), para)
+    if args.gradual:  # a base model trained on docs + train QA knows the test people's facts only partly: gradual's pool
+        write_jsonl(os.path.join(args.out_dir, "qa_gradual.jsonl"), [{**it, "split": "dev" if it["split"] == "dev" else
+                    ("train", "test")[int(it["doc_id"][1:]) % 2]} for it in qa if it["split"] in ("dev", "test")])
     print(f"wrote {len(docs)} documents, {len(qa)} QA items{f', {len(para)} paraphrases' if para else ''} "
           f"({n_train} train / {n_dev} dev / {len(people) - n_train - n_dev} test people) to {args.out_dir}")
 
