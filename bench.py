@@ -1,13 +1,15 @@
 """
 Speed and memory of what matters, each figure measured in this run (ratios cancel a shared machine's noise):
-the device's matmul peak, train.py's step (tokens/s, MFU, SAM / AdamW time and memory), the same work
-through a plain Hugging Face Trainer, and probe.py / eval.py against a naive loop of `generate` calls.
+the device's matmul peak; train.py's step (tokens/s, MFU) packed and padded, on the mixed default data and on
+documents alone, against a Hugging Face Trainer with padding and with DataCollatorWithFlattening (padding-free);
+SAM, --sam_every 2 / 4 and --lora 16 against AdamW (time and memory); probe.py (sampling and --fast) against a
+naive loop of `generate` calls.
 
     python bench.py                         # CPU: the embedded default and a larger config -> bench.json
     python bench.py --configs default       # one config only
     python bench.py --configs default 0.5b --skip_probe   # on a GPU: add the ~0.5B config (bf16) and FSDP2
 
-Needs `accelerate` for the Trainer column (pip install accelerate); it is not a runtime dependency.
+Needs `accelerate` for the Trainer columns (pip install accelerate); it is not a runtime dependency.
 """
 import argparse
 import importlib.util
@@ -35,10 +37,12 @@ CONFIGS = {  # name -> scratch model flags, global batch (examples of about 40 t
     "0.5b": (["--n_layer", "24", "--n_head", "16", "--n_embd", "1024"], 256),
 }
 
-def train_run(init, out, flags, n_rows, warmup_rows, torchrun=False):
+DATA = {"mixed": ["docs.jsonl", "qa.jsonl"], "docs": ["docs.jsonl"]}  # the default run's data, and documents alone
+
+def train_run(init, out, flags, n_rows, warmup_rows, torchrun=False, which="mixed"):
     """Run train.py until it has logged warmup_rows + n_rows rows; return the last n_rows."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"] if torchrun else [sys.executable]
-    files = [os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")]
+    files = [os.path.join(BIOS, f) for f in DATA[which]]
     cmd = launcher + [os.path.join(HERE, "train.py"), "--init_from", init, "--data", *files, "--out_dir", out,
                       "--max_steps", "100000", "--warmup", "10", *flags]
     os.makedirs(out, exist_ok=True)
@@ -70,12 +74,13 @@ def kill_tree(pid):
     except ProcessLookupError:
         pass
 
-def trainer_tokens_per_s(init, batch_size, steps, bf16):
-    """The same model, examples and batch through transformers.Trainer; real (non-pad) tokens per second."""
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+def trainer_tokens_per_s(init, batch_size, steps, bf16, which="mixed", flatten=False):
+    """The same model, examples and batch through transformers.Trainer, padded to the longest of a batch or
+    (flatten) padding-free with DataCollatorWithFlattening; real (non-pad) tokens per second."""
+    from transformers import DataCollatorWithFlattening, Trainer, TrainerCallback, TrainingArguments
     from eval import load_model
     model, tokenizer = load_model(init)
-    args = train.get_args(["--data", os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")])
+    args = train.get_args(["--data", *(os.path.join(BIOS, f) for f in DATA[which])])
     files = [data.read_examples(p, "train") for p in args.data]
     examples = [v[0] for v in data.load_examples(args, files, tokenizer, 10**9, False)]
     dataset = [{"input_ids": ids, "labels": [t if any(a <= i < b for a, b in spans) else -100 for i, t in enumerate(ids)]}
@@ -97,14 +102,15 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16):
         targs = TrainingArguments(tmp, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=2e-3,
                                   warmup_steps=10, weight_decay=0.1, adam_beta2=0.95, lr_scheduler_type="cosine",
                                   logging_steps=10**6, save_strategy="no", report_to=[], bf16=bf16, use_cpu=not torch.cuda.is_available(),
-                                  dataloader_num_workers=0, max_grad_norm=1.0)
-        Trainer(model=model, args=targs, train_dataset=dataset, data_collator=collate, callbacks=[Clock()]).train()
+                                  dataloader_num_workers=0, max_grad_norm=1.0, disable_tqdm=True)
+        Trainer(model=model, args=targs, train_dataset=dataset, data_collator=DataCollatorWithFlattening() if flatten else collate,
+                callbacks=[Clock()]).train()
     warm = times[len(times) // 3:]  # the first third warms up (new shapes)
     step_s = statistics.median(b - a for a, b in zip(warm, warm[1:]))
     return statistics.mean(len(ids) for ids, _ in examples) * batch_size / step_s
 
-def bench_probe(init, n_probe, n_naive, device):
-    """probe.py at its defaults against one generate() call per question, prompt and sample."""
+def bench_probe(init, n_probe, n_fast, n_naive, device):
+    """probe.py at its defaults (sampling) and --fast against one generate() call per question, prompt and sample."""
     import probe
     from augment import qa_prompt
     from eval import evaluate, load_model, stop_ids
@@ -124,6 +130,11 @@ def bench_probe(init, n_probe, n_naive, device):
     probe.probe(model, tokenizer, items[:n_probe], pool, args)
     ours = n_probe / (time.perf_counter() - t)
     probe.decode = decode
+    fast_args = probe.get_args(["--model", init, "--qa", qa, "--out", os.devnull, "--fast"])
+    probe.probe(model, tokenizer, items[:8], pool, fast_args)  # warm-up
+    t = time.perf_counter()
+    probe.probe(model, tokenizer, items[:n_fast], pool, fast_args)
+    fast = n_fast / (time.perf_counter() - t)
     sets, stops = probe.exemplar_sets(pool, args.n_prompts, args.shots, args.seed), sorted(stop_ids(tokenizer))
     t, n_tokens = time.perf_counter(), 0
     for it in items[:n_naive]:
@@ -137,7 +148,8 @@ def bench_probe(init, n_probe, n_naive, device):
     naive = n_naive / (time.perf_counter() - t)
     t = time.perf_counter()
     evaluate(model, tokenizer, items[:256])
-    return {"probe_q_per_s": ours, "naive_q_per_s": naive, "speedup": ours / naive, "eval_q_per_s": 256 / (time.perf_counter() - t),
+    return {"probe_q_per_s": ours, "fast_q_per_s": fast, "naive_q_per_s": naive, "speedup": ours / naive, "fast_over_sampling": fast / ours,
+            "fast_over_naive": fast / naive, "eval_q_per_s": 256 / (time.perf_counter() - t),
             "naive_tokens_per_q": n_tokens / n_naive, "probe_tokens_per_q": counted[0] / n_probe, "params": sum(p.numel() for p in model.parameters())}
 
 def main():
@@ -149,6 +161,7 @@ def main():
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
     p.add_argument("--probe_questions", type=int, default=32, help="questions for probe.py's rate")
     p.add_argument("--probe_train_steps", type=int, default=300, help="train.py steps of the model that is probed")
+    p.add_argument("--fast_questions", type=int, default=256, help="questions for probe.py --fast's rate")
     p.add_argument("--naive_questions", type=int, default=2, help="questions for the naive loop's rate (170 generate calls each)")
     p.add_argument("--skip_trainer", action="store_true", help="skip the Hugging Face Trainer comparison")
     p.add_argument("--out", default="bench.json", help="write the results here")
@@ -173,42 +186,58 @@ def main():
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         batch = CONFIGS[name][1]
         flags = ["--log_every", str(args.log_every), "--peak_tflops", str(peak / 1e12), "--batch_size", str(batch)]
-        r, arms = {}, {"adamw": [], "sam": ["--sam"]}
+        r = {}
+        arms = {"adamw": [], "padded": ["--pack", "0"], "pack1": ["--pack", "1"], "pack4": ["--pack", "4"], "adamw_docs": [],
+                "padded_docs": ["--pack", "0"], "pack1_docs": ["--pack", "1"], "pack4_docs": ["--pack", "4"], "sam": ["--sam"],
+                "sam_every2": ["--sam", "--sam_every", "2"], "sam_every4": ["--sam", "--sam_every", "4"], "lora16": ["--lora", "16"],
+                "lora16_sam": ["--lora", "16", "--sam"]}
         if cuda and name == "0.5b":
             arms.update({"adamw_fsdp": ["--fsdp"], "sam_fsdp": ["--sam", "--fsdp"]})
         for arm, extra in arms.items():
-            rows = train_run(init, os.path.join(tmp, f"{name}_{arm}"), flags + extra, args.rows, args.warmup_rows, torchrun="fsdp" in arm)
+            rows = train_run(init, os.path.join(tmp, f"{name}_{arm}"), flags + extra, args.rows, args.warmup_rows,
+                             torchrun="fsdp" in arm, which="docs" if arm.endswith("_docs") else "mixed")
             r[arm] = a = {k: statistics.median(row[k] for row in rows) for k in ("tokens_per_s", "step_s", "mfu", "peak_mem_mb")}
-            print(f"  [{name}] train.py {arm:<11} {a['tokens_per_s']:>10.0f} tok/s  {a['step_s'] * 1000:8.1f} ms/step  MFU {100 * a['mfu']:5.1f}%"
+            print(f"  [{name}] train.py {arm:<12} {a['tokens_per_s']:>10.0f} tok/s  {a['step_s'] * 1000:8.1f} ms/step  MFU {100 * a['mfu']:5.1f}%"
                   f"  peak mem {a['peak_mem_mb']:8.0f} MB", flush=True)
         n_params = sum(t.numel() for t in load_file(os.path.join(init, "model.safetensors")).values())
         r["params"] = n_params
-        r["sam_step_ratio"] = r["sam"]["step_s"] / r["adamw"]["step_s"]
+        for arm in ("sam", "sam_every2", "sam_every4", "lora16", "lora16_sam"):
+            r[f"{arm}_step_ratio"] = r[arm]["step_s"] / r["adamw"]["step_s"]
         r["sam_extra_mem_over_param_bytes"] = (r["sam"]["peak_mem_mb"] - r["adamw"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
+        r["lora16_mem_saved_over_param_bytes"] = (r["adamw"]["peak_mem_mb"] - r["lora16"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
+        r["packed_over_padded"] = {f"{k}{d}": r[f"{k}{d}"]["tokens_per_s"] / r[f"padded{d}"]["tokens_per_s"] for k in ("pack1", "adamw", "pack4") for d in ("", "_docs")}
         if not args.skip_trainer:
-            r["trainer_tokens_per_s"] = trainer_tokens_per_s(init, batch, args.log_every * (args.rows + args.warmup_rows), cuda)
-            r["ours_over_trainer"] = r["adamw"]["tokens_per_s"] / r["trainer_tokens_per_s"]
+            steps = args.log_every * (args.rows + args.warmup_rows)
+            for d in ("mixed", "docs"):
+                for flat in (False, True):
+                    key = f"trainer{'_flat' if flat else ''}_{d}"
+                    r[key] = trainer_tokens_per_s(init, batch, steps, cuda, d, flat)
+                    r[f"ours_over_{key}"] = r["adamw" + ("_docs" if d == "docs" else "")]["tokens_per_s"] / r[key]
         results["configs"][name] = r
-        print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}")
+        print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}; packed / padded tokens/s, rows of 1x / 2x (default) / 4x the longest: "
+              + ", ".join(f"{d or 'mixed'} " + " / ".join(f"{r['packed_over_padded'][k + d]:.2f}" for k in ("pack1", "adamw", "pack4")) for d in ("", "_docs")))
         # the 2.0 floor is for the forward-backward work; building the batch and the AdamW update are not doubled.
         # Memory: GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
-        print(f"  SAM / AdamW step time {r['sam_step_ratio']:.2f} (2 forward-backward passes); SAM extra peak memory "
-              f"{r['sam_extra_mem_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
-        if "trainer_tokens_per_s" in r:
-            print(f"  HF Trainer (AdamW)   {r['trainer_tokens_per_s']:>10.0f} tok/s  -> train.py / Trainer = {r['ours_over_trainer']:.2f}")
+        print(f"  step time over AdamW: SAM {r['sam_step_ratio']:.2f}, --sam_every 2 {r['sam_every2_step_ratio']:.2f}, --sam_every 4 "
+              f"{r['sam_every4_step_ratio']:.2f}, --lora 16 {r['lora16_step_ratio']:.2f}, --lora 16 --sam {r['lora16_sam_step_ratio']:.2f}")
+        print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes; --lora 16 saves "
+              f"{r['lora16_mem_saved_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
+        for key in [k for k in r if k.startswith("ours_over_")]:
+            print(f"  {key[len('ours_over_'):]:<20} {r[key[len('ours_over_'):]]:>10.0f} tok/s  -> train.py / it = {r[key]:.2f}")
     if not args.skip_probe:
         # a model that has learned the QA format, so answers end at a newline as they do when probing for real
         # (an untrained one runs every row to --max_new_tokens: 4-7x the work of a real probe, for both loops)
         model_dir = os.path.join(tmp, "probe_model")
         subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", model_dir, "--max_steps", str(args.probe_train_steps),
                         "--qa_pack", "4", *CONFIGS[args.configs[0]][0]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pr = bench_probe(model_dir, args.probe_questions, args.naive_questions, device)
+        pr = bench_probe(model_dir, args.probe_questions, args.fast_questions, args.naive_questions, device)
         results["probe"] = pr
         # the limit: 2N forward FLOPs for each token probe.py has to run (question suffixes and answers; the
         # shared prefixes are negligible), at the measured matmul peak
         limit_q_per_s = peak / (2 * pr["params"] * pr["probe_tokens_per_q"])
         print(f"\n[probe, {args.configs[0]} model, defaults: 10 prompts x (1 greedy + 16 samples)]")
-        print(f"  probe.py {pr['probe_q_per_s']:.2f} q/s | naive generate loop {pr['naive_q_per_s']:.3f} q/s | speed-up {pr['speedup']:.1f}x")
+        print(f"  probe.py {pr['probe_q_per_s']:.2f} q/s | --fast {pr['fast_q_per_s']:.1f} q/s | naive generate loop {pr['naive_q_per_s']:.3f} q/s")
+        print(f"  probe.py / naive {pr['speedup']:.1f}x | --fast / probe.py {pr['fast_over_sampling']:.1f}x | --fast / naive {pr['fast_over_naive']:.0f}x")
         print(f"  the forward FLOPs it needs ({pr['probe_tokens_per_q']:.0f} tokens a question) at the measured peak allow {limit_q_per_s:.0f} q/s:"
               f" probe.py runs at {100 * pr['probe_q_per_s'] / limit_q_per_s:.0f}% of that limit")
         print(f"  eval.py (greedy, batched) {pr['eval_q_per_s']:.1f} q/s")

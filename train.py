@@ -29,7 +29,7 @@ import time
 from contextlib import nullcontext
 
 from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
-from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa
+from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa, train_tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -131,19 +131,10 @@ from sam import SAM  # noqa: E402
 # model
 
 def scratch_model(args, texts, out_dir, master_process, ddp):
-    """A tiny Llama and a byte-level BPE tokenizer trained on the data; the tokenizer is trained on rank 0
-    and loaded by every rank, so all ranks hold the same one."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """A tiny Llama and a tokenizer trained on the data (on rank 0; every rank loads it, so all hold the same one)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     if master_process:
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # " Anna" at the start of a text too
-        tok.decoder = decoders.ByteLevel()
-        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=args.vocab_size, show_progress=False,
-                                special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-        tok.post_processor = processors.TemplateProcessing(single="<|bos|> $A", special_tokens=[("<|bos|>", 0)])
-        PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
-                                pad_token="<|pad|>").save_pretrained(out_dir)
+        train_tokenizer(texts, args.vocab_size, out_dir)
     if ddp:
         torch.distributed.barrier()
     tokenizer = AutoTokenizer.from_pretrained(out_dir)

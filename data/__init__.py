@@ -134,6 +134,25 @@ def make_prompt(tokenizer, question, fmt=0, chat=False):
                                              add_generation_prompt=True)
     return qa_prompt(question, fmt)
 
+def train_tokenizer(texts, vocab_size, out_dir):
+    """A byte-level BPE tokenizer trained on `texts` (BOS, EOS and PAD special), saved to out_dir for
+    AutoTokenizer: the scratch model's. A prefix space makes " Anna" at the start of a text what it is inside."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.TemplateProcessing(single="<|bos|> $A", special_tokens=[("<|bos|>", 0)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>").save_pretrained(out_dir)
+
+@functools.lru_cache(maxsize=1 << 16)
+def token_ids(tokenizer, text):
+    """A text's token ids without special tokens, cached: a probe asks each question under many prompts, and
+    every prompt repeats its exemplars."""
+    return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+
 @functools.lru_cache(maxsize=16)
 def start_ids(tokenizer):
     """The special tokens a tokenizer puts before a text (its BOS: Llama, Mistral), [] if none (GPT-2, Qwen)."""
@@ -159,7 +178,7 @@ def encode_pair(tokenizer, prompt, completion, chat=False, bos=True):
     """Token ids of [BOS] + prompt + completion and the number of tokens before the completion (the loss mask
     boundary). bos=False leaves the BOS out: QA items put end to end (a few-shot prompt, --qa_pack) share the
     one BOS at the start of the sequence, as the text a pretrained model read did."""
-    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    enc = lambda s: list(token_ids(tokenizer, s))  # noqa: E731
     start = start_ids(tokenizer) if bos and not chat else []  # a chat template carries its own
     p, full = enc(prompt), enc(prompt + completion)
     if full[:len(p)] != p:  # a merge across the boundary: encode the two sides apart
@@ -234,12 +253,15 @@ def global_batch(examples, step, size, seed, replay=(), n_replay=0):
 def micro_batches(batch, n_micro, rank, world_size, pad_id, device, pack=2.0):
     """This rank's n_micro micro-batches of the global batch (world_size * n_micro micro-batches of as many
     examples), each one forward. pack > 0: examples end to end in rows of `pack` x the longest example
-    (padding-free packing); pack = 0: one example a row, padded on the right. Labels are -100 on a prompt,
-    the padding, and (packed) the first token of each example."""
+    (padding-free packing), unless padding would add under a quarter to the tokens (documents of similar
+    lengths: bench.py measured padding faster there, the packed mask costing more than it saves); pack = 0:
+    one example a row, padded on the right. Labels are -100 on a prompt, the padding, and (packed) the first
+    token of each example."""
     batch = sorted(batch, key=lambda x: -len(x[0]))  # similar lengths in a micro-batch: less padding
     size = len(batch) // (n_micro * world_size)
     chunks = [batch[j * size:(j + 1) * size] for j in range(n_micro * world_size)][rank::world_size]
-    return [(pack_rows if pack else collate)(chunk, pad_id, device, pack) for chunk in chunks]
+    wasteful = lambda c: len(c) * len(c[0][0]) > 1.25 * sum(len(x) for x, _ in c)  # noqa: E731 (sorted: c[0] is the longest)
+    return [pack_rows(c, pad_id, device, pack) if pack and wasteful(c) else collate(c, pad_id, device) for c in chunks]
 
 def pack_rows(rows, pad_id, device, pack):
     """Examples end to end (first fit, longest first) with position ids restarting at 0 for each and no

@@ -94,7 +94,8 @@ def pretrained_section(p):
                   "people), beside SliCK's on EntityQuestions**\n\n| | " + " | ".join(CATS) + " |\n" + "|---" * 5 + "|")
             print("| this base model | " + " | ".join(pm(cats[c], 1) + "%" for c in CATS) + " |\n| SliCK (Gekhman et al.) | 24% | 23% | 17% | 36% |\n")
     if "unknown" in p:
-        print(f"**SliCK's experiment: a fine-tuning set of {p.get('unknown_n')} items (per seed), a share of it Unknown to the base model; "
+        print(f"**SliCK's experiment: a fine-tuning set of {' / '.join(map(str, p.get('unknown_n', {}).values()))} items (seed "
+              f"{' / '.join(p.get('unknown_n', {}))}), a share of it Unknown to the base model; "
               "test EM % at the dev-chosen early stop and at the end of training**\n\n| Unknown share | early stop | end of training | best step |\n|---|---|---|---|")
         for frac, c in p["unknown"].items():
             print(f"| {100 * float(frac):.0f}% | {pm(c['early_stop'])} | {pm(c['end'])} | {pm(c['best_step'], 1, 0)} |")

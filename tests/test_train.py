@@ -212,8 +212,11 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
         assert len(pieces) == grad_accum  # one forward per micro-batch
         for inputs, labels in pieces:
             ids = inputs["input_ids"]
-            assert ids.shape == labels.shape and ("attention_mask" in inputs) == (pack == 0)
-            if pack:  # rows of at most pack x the longest example
+            packed = "position_ids" in inputs
+            assert ids.shape == labels.shape and packed != ("attention_mask" in inputs) and (packed <= (pack > 0))
+            if pack and world_size == grad_accum == 1:  # 8 examples of 3 to 20 tokens: padding would double the tokens
+                assert packed
+            if packed:  # rows of at most pack x the longest example
                 longest = max(len(by_first[ids[r, a].item()][0]) for r, a, b in segments(inputs, labels) if ids[r, a].item() in by_first)
                 assert ids.shape[1] <= pack * longest
             for r, a, b in segments(inputs, labels):
@@ -224,7 +227,7 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
                 L = len(x)
                 seen.append(x[0])
                 assert ids[r, a:a + L].tolist() == x and b - a >= L
-                if pack:
+                if packed:
                     assert b - a == L and inputs["position_ids"][r, a:b].tolist() == list(range(L))
                     assert labels[r, a] == -100  # an example's first token is no target: it has no context of its own
                 else:
@@ -236,6 +239,12 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
     assert sorted(seen) == sorted(by_first)  # every example exactly once over ranks and micro-batches
     # train.py divides the summed loss by this count: it must be the number of labeled targets
     assert n_targets == sum(max(0, len(ids) - max(spans[0][0], 1)) for ids, spans in batch)
+
+def test_examples_of_similar_lengths_are_padded_not_packed():
+    """Packing pays where padding wastes: documents of about one length are padded (bench.py measured it faster)."""
+    rows = [([100 + r] + [7] * (18 + r % 3), ((0, 19 + r % 3),)) for r in range(8)]
+    (inputs, labels), = data.micro_batches(rows, 1, 0, 1, PAD, "cpu", 2.0)
+    assert "attention_mask" in inputs and inputs["input_ids"].shape == (8, 21)
 
 def test_packed_and_padded_gradients_match(tiny_model, bios):
     """The same global batch of bios documents and QA items, packed (rows of 1x and 2x the longest, no mask)
@@ -252,7 +261,9 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
     def grads(pack, add_mask=False, gather=True):
         model.zero_grad()
         total = 0.0
-        for inputs, labels in data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack):
+        pieces = data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack)
+        assert any("position_ids" in inputs for inputs, _ in pieces) == (pack > 0)  # some packed, or the test tests nothing
+        for inputs, labels in pieces:
             if add_mask:
                 inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
             loss = train.loss_sum_of(model, inputs, labels, gather)
