@@ -70,5 +70,6 @@ def merged_state_dict(model, state_dict=None):
             d = b.float() @ a.float() * m.scale
             for k in [k for k in sd if k.startswith(p + "base.")]:
                 sd[p + k[len(p + "base."):]] = sd.pop(k)
-            sd[p + "weight"] = (sd[p + "weight"].float() + (d.T if m.transposed else d)).to(sd[p + "weight"].dtype)
+            # on the CPU: merging every layer of a 7B model on the GPU would hold a second copy of its weights there
+            sd[p + "weight"] = (sd[p + "weight"].float() + (d.T if m.transposed else d)).to("cpu", sd[p + "weight"].dtype)
     return sd

@@ -1,15 +1,17 @@
 """
 Reproduce both papers on the biography world: every number of README's Results section, from scratch.
 
-    python experiments/reproduce.py quick                  # ~25 min on 2 CPU cores: 1 seed, a small world; a smoke test
-    python experiments/reproduce.py full                   # README's tables: 3 seeds (about 5 h on 2 CPU cores)
+    python experiments/reproduce.py quick                  # both regimes, 1 seed, small worlds: a smoke test (~QUICK_TIME on 2 CPU cores)
+    python experiments/reproduce.py full                   # README's tables: 3 seeds (about 5 h + PT_TIME h on 2 CPU cores)
     python experiments/reproduce.py full --only table2     # one part only (it reuses the finished runs it needs)
     python experiments/reproduce.py full --only large --jobs 8 --device cuda   # a bigger world and model on a GPU
     python experiments/report.py experiments/results/full/results.json        # the markdown tables
 
-Parts: sweeps (K and rho in mixed training, with dev learning curves), table1 (Zhu et al.: arms x protocols,
-fact-token diagnostic), search (baseline and SAM in other settings: 2x steps in full mode), table2 (Li et
-al.: gradual.py against its baselines), large (only when asked). Runs go to experiments/runs/MODE/NAME/ (a
+Two regimes. From scratch (a model trained on the very facts it is tested on), parts: sweeps (K and rho in
+mixed training, with dev learning curves), table1 (Zhu et al.: arms x protocols, fact-token diagnostic), search
+(baseline and SAM in other settings: 2x steps in full mode), table2 (Li et al.: gradual.py against its
+baselines), large (only when asked). Pretrained (a base model that knows people learns new ones: see
+experiments/pretrained.py), parts: pt_base, pt_sweeps, pt_table1, pt_table2. Runs go to experiments/runs/MODE/NAME/ (a
 finished run is skipped when the script runs again); results to experiments/results/MODE/results.json.
 Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's fine-tuning
 lr and per-stage checkpoint); the test split is read once, at a run's end.

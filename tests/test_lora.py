@@ -133,6 +133,7 @@ def test_a_lora_step_changes_only_the_adapted_layers(tiny_model, bios, tmp_path)
         assert n_state == 2 * sum(v.numel() for v in adapters.values())  # AdamW's two moments, adapter-sized
         assert ("model.embed_tokens.weight" in adapters) == changes_embeddings
 
+@pytest.mark.slow
 def test_lora_resume_after_an_interrupt_equals_uninterrupted(tiny_model, bios, tmp_path):
     cmd = lambda out, *e: [sys.executable, os.path.join(ROOT, "train.py")] + [str(a) for a in lora_run(tiny_model, bios / "qa.jsonl", out, *e, steps=200)[1:]]  # noqa: E731
     a = subprocess.Popen(cmd(tmp_path / "A", "--sam"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

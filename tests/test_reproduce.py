@@ -1,4 +1,5 @@
-"""experiments/reproduce.py quick: every part of the Results pipeline runs and reports (about 20 min)."""
+"""experiments/reproduce.py quick: every part of both regimes' Results pipeline runs and reports (a smoke test)."""
+import importlib.util
 import json
 
 import pytest
@@ -7,11 +8,21 @@ from conftest import run
 
 @pytest.mark.slow
 def test_reproduce_quick(tmp_path):
-    run("experiments/reproduce.py", "quick", "--root", tmp_path, timeout=3600)
+    run("experiments/reproduce.py", "quick", "--root", tmp_path, timeout=5400)
     r = json.load(open(tmp_path / "results" / "quick" / "results.json"))
     assert set(r["chosen"]) == {"K", "rho", "qa_lr", "ft_lr"}
     for arm in r["table1"].values():  # every arm of both protocols has a test exact match and the diagnostic
         assert arm["mixed"]["test_exact_match"] and arm["sequential"]["test_exact_match"] and arm["mixed"]["fact_loss_formats"]
     assert all(r["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
+    p = r["pretrained"]  # the pretrained regime: base per tier, both protocols with what was kept, SliCK's experiment, gradual
+    assert p["base"]["known_test"]["mean"] > p["base"]["new"]["mean"]
+    assert set(p["chosen"]) == {"lr", "K", "rho", "ratio", "qa_lr", "ft_lr"}
+    for arm in p["table1"].values():
+        for protocol in ("mixed", "sequential"):
+            assert arm[protocol]["test_exact_match"] and arm[protocol]["known_test"] and arm[protocol]["fact_loss_formats"]
+    assert set(p["unknown"]) == {"0.0", "0.5", "1.0"} and all(c["early_stop"] and c["end"] for c in p["unknown"].values())
+    assert all(p["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
     report = run("experiments/report.py", tmp_path / "results" / "quick" / "results.json").stdout
-    assert "Table 1" in report and "Table 2" in report
+    assert "Table 1" in report and "Table 2" in report and "## The pretrained regime" in report and "SliCK's experiment" in report
+    if importlib.util.find_spec("matplotlib"):
+        assert all((tmp_path / "results" / "quick" / f).exists() for f in ("table1.png", "unknown.png", "curves.png"))
