@@ -112,6 +112,8 @@ def run(parts, x):
     epochs_of = lambda arm, e: 2 * e if arm == "baseline_2x_epochs" else e  # noqa: E731
     if "pt_table1" in parts:
         x.batch([mixed(a, fl, s, lr, a == "para", epochs_of(a, cfg["cpt_epochs"])) for a, fl in arms.items() for s in seeds])
+        res["table1"] = {a: {"mixed": cell([f"pt_mix_{a}_lr{lr}_s{s}" for s in seeds])} for a in arms}  # saved now: protocol (a) takes as long again
+        x.save()
         docs = lambda a: [f["new_docs"], *([f["new_para"]] if a == "para" else [])]  # noqa: E731
         doc_job = lambda a, s: cpt(f"pt_doc_{a}_lr{lr}_s{s}", s, docs(a), arms[a], lr, epochs_of(a, cfg["doc_epochs"]), qa=False)  # noqa: E731
         x.batch([doc_job(a, s) for a in arms for s in seeds])  # protocol (a), step 1: documents only
@@ -119,8 +121,8 @@ def run(parts, x):
         x.batch([qa_tune("baseline", 0, q) for q in cfg["qa_lrs"]])
         qa_lr = chosen["qa_lr"] = max(cfg["qa_lrs"], key=lambda q: x.metrics(f"pt_seq_baseline_lr{lr}_qa{q}_s0").get("dev_exact_match", -1))
         x.batch([qa_tune(a, s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2: QA tuning
-        res["table1"] = {a: {"mixed": cell([f"pt_mix_{a}_lr{lr}_s{s}" for s in seeds]), "sequential": cell([f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}" for s in seeds])}
-                         for a in arms}
+        for a in arms:
+            res["table1"][a]["sequential"] = cell([f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}" for s in seeds])
         x.save()
     if "pt_table2" in parts:
         lrs = cfg["ft_lrs"]

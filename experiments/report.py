@@ -81,10 +81,10 @@ def pretrained_section(p):
               "| tokens (b) | fact loss, unseen formats (b) | unseen paraphrases (b) |\n|---|---|---|---|---|---|---|---|---|---|")
         t1, base = p["table1"], p["table1"].get("baseline", {})
         for arm, c in t1.items():
-            m, q = c["mixed"], c["sequential"]
+            m, q = c["mixed"], c.get("sequential", {})  # protocol (a) is filled in after (b)
             print(f"| {arm} | {pm(m['test_exact_match'])} | {per_seed_delta(m['per_seed_test'], base.get('mixed', {}).get('per_seed_test'))} "
-                  f"| {pm(m['known_test'])} | {pm(q['test_exact_match'])} | {per_seed_delta(q['per_seed_test'], base.get('sequential', {}).get('per_seed_test'))} "
-                  f"| {pm(q['known_test'])} | {pm(m['tokens'], 1e-6, 2)}M | {pm(m.get('fact_loss_formats'), 1, 3)} | {pm(m.get('fact_loss_paraphrases'), 1, 3)} |")
+                  f"| {pm(m['known_test'])} | {pm(q.get('test_exact_match'))} | {per_seed_delta(q.get('per_seed_test'), base.get('sequential', {}).get('per_seed_test'))} "
+                  f"| {pm(q.get('known_test'))} | {pm(m['tokens'], 1e-6, 2)}M | {pm(m.get('fact_loss_formats'), 1, 3)} | {pm(m.get('fact_loss_paraphrases'), 1, 3)} |")
         print()
     if "table2" in p:
         shares = [rep["categories"]["base"] for rep in p["table2"].get("one_stage", [])]
@@ -118,7 +118,7 @@ def figures(r, out_dir):
     if tables:
         fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 4.2), squeeze=False)
         for ax, (name, t, key) in zip(axes[0], tables):
-            for j, protocol in enumerate(("mixed", "sequential")):
+            for j, protocol in enumerate(p for p in ("mixed", "sequential") if all(p in c for c in t.values())):
                 xs = [i + 0.4 * j for i in range(len(t))]
                 means = [100 * (t[a][protocol]["test_exact_match"] or {"mean": 0})["mean"] for a in t]
                 ax.bar(xs, means, width=0.38, label={"mixed": "(b) mixed", "sequential": "(a) docs, then QA"}[protocol])

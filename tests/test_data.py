@@ -310,3 +310,84 @@ def test_entityquestions_prepare_bad_archive_is_one_line_and_nothing_written(tmp
         z.writestr("dataset/dev/P19.dev.jsonl", '{"question": "Where?", "answers": ["A"]}\n{"question": "Where?"\n')
     res = run("data/entityquestions/prepare.py", "--archive", bad, "--out", out, check=False)
     assert res.returncode == 2 and "P19.dev.jsonl:2" in res.stderr and not out.exists()
+
+# -----------------------------------------------------------------------------
+# tiers.py (the pretrained regime's world)
+
+TIER_FILES = ("pretrain", "qa_known", "new_docs", "new_para", "new_para_heldout", "qa_new", "qa_slick", "qa_tiers")
+
+@pytest.fixture(scope="module")
+def tiers(tmp_path_factory):
+    """200 known, 150 long-tail (50 each at exposure 1 / 2 / 4) and 100 new people."""
+    d = tmp_path_factory.mktemp("tiers")
+    run("data/bios/tiers.py", "--known", 200, "--longtail", 150, "--new", 100, "--seed", 5, "--out_dir", d)
+    return {name: lines(d / f"{name}.jsonl") for name in TIER_FILES}
+
+def test_tiers_same_seed_same_bytes_other_seed_differs(tmp_path):
+    for d, seed in (("a", 1), ("b", 1), ("c", 2)):
+        run("data/bios/tiers.py", "--known", 12, "--longtail", 9, "--new", 6, "--seed", seed, "--out_dir", tmp_path / d)
+    for name in TIER_FILES:
+        a, b, c = ((tmp_path / d / f"{name}.jsonl").read_bytes() for d in "abc")
+        assert a and a == b, name
+        assert a != c, name
+
+def test_tiers_disjoint_with_their_exposures(tiers):
+    person = lambda doc_id: doc_id.split("#")[0].split(".")[0]  # noqa: E731  (p00012.3 and p00012#para1 are p00012)
+    copies = Counter(person(d["id"]) for d in tiers["pretrain"])
+    tier_of = {it["doc_id"]: it["tier"] for it in tiers["qa_tiers"]}
+    assert Counter(tier_of.values()) == {"known": 200, "longtail_1": 50, "longtail_2": 50, "longtail_4": 50, "new": 100}
+    for pid, n in copies.items():  # known: canonical + 4 paraphrases; long-tail: its exposure
+        assert n == (5 if tier_of[pid] == "known" else int(tier_of[pid].split("_")[1])), (pid, n)
+    new = {pid for pid, t in tier_of.items() if t == "new"}
+    assert set(copies) == set(tier_of) - new  # every known and long-tail person is pretrained on, no new one
+    assert {d["id"] for d in tiers["new_docs"]} == new
+    assert {person(d["id"]) for d in tiers["new_para"]} == {person(d["id"]) for d in tiers["new_para_heldout"]} == new
+    assert {it["doc_id"] for it in tiers["qa_known"]} == {pid for pid, t in tier_of.items() if t == "known"}
+    assert {it["doc_id"] for it in tiers["qa_new"]} == new
+    slick = {it["doc_id"] for it in tiers["qa_slick"]}  # the long-tail people and the known test people
+    known_test = {it["doc_id"] for it in tiers["qa_known"] if it["split"] == "test"}
+    assert slick == {pid for pid, t in tier_of.items() if t.startswith("longtail")} | known_test
+    assert all(it["tier"] in ("known", "longtail_1", "longtail_2", "longtail_4") for it in tiers["qa_slick"])
+    names = {pid: NAME_OF.match(it["question"]).group(1) for pid, it in
+             ((it["doc_id"], it) for it in tiers["qa_tiers"] if it["relation"] == "birth_date")}
+    assert len(set(names.values())) == len(names) == 450  # names unique over all tiers
+    pretrain_text = "\n".join(d["text"] for d in tiers["pretrain"])
+    assert not [pid for pid in new if names[pid] in pretrain_text]  # no new person leaks into pretraining
+
+def test_tiers_facts_in_every_document_and_answers_unambiguous(tiers):
+    answer = {(it["doc_id"], it["relation"]): it["answer"] for it in tiers["qa_tiers"]}
+    for name in ("pretrain", "new_docs", "new_para", "new_para_heldout"):
+        for d in tiers[name]:
+            pid = d["id"].split("#")[0].split(".")[0]
+            assert sorted(d["facts"]) == sorted(RELATIONS)
+            for rel, value in d["facts"].items():
+                assert value == answer[(pid, rel)] and value in d["text"], (name, d["id"], rel)
+    for rel in RELATIONS:
+        answers = sorted({a.lower() for (_, r), a in answer.items() if r == rel})
+        assert not [(a, b) for a in answers for b in answers if a != b and a in b], rel
+    para = {d["id"]: d["text"] for d in tiers["new_para"] + tiers["new_para_heldout"]}
+    for d in tiers["new_docs"]:  # 4 trained and 4 held-out paraphrases, none the canonical text
+        ids = [f"{d['id']}#para{j}" for j in range(8)]
+        assert all(i in para and para[i] != d["text"] for i in ids), d["id"]
+        assert {i for i in ids[:4]} <= {x["id"] for x in tiers["new_para"]}
+
+def test_tiers_splits_by_person(tiers):
+    for name, n, fractions in (("qa_known", 200, (0.45, 0.10, 0.45)), ("qa_new", 100, (0.45, 0.10, 0.45)),
+                               ("qa_slick", 150 + 90, (0.50, 0.10, 0.40))):
+        split_of = defaultdict(set)
+        for it in tiers[name]:
+            split_of[it["doc_id"]].add(it["split"])
+        assert len(split_of) == n and all(len(s) == 1 for s in split_of.values()), name  # a person is in one split
+        counts = Counter(s.pop() for s in split_of.values())
+        for split, frac in zip(("train", "dev", "test"), fractions):
+            assert abs(counts[split] / n - frac) <= 0.02, (name, counts)
+    known_split = {it["doc_id"]: it["split"] for it in tiers["qa_known"]}
+    for it in tiers["qa_tiers"]:  # the split column of qa_tiers is the tier (known people: by their split)
+        assert it["split"] == (f"known_{known_split[it['doc_id']]}" if it["tier"] == "known" else it["tier"])
+    kinds = Counter(it["tier"] for it in tiers["qa_slick"] if it["split"] == "test")
+    assert len(kinds) == 4  # long-tail tiers and known people are interleaved in every split
+
+def test_tiers_rejects_too_few_people(tmp_path):
+    res = run("data/bios/tiers.py", "--known", 2, "--out_dir", tmp_path / "w", check=False)
+    assert res.returncode == 2 and "at least 3 people" in res.stderr
+    assert not (tmp_path / "w").exists()
