@@ -12,14 +12,16 @@ pretrained on its known and long-tail tiers ("the pretrained LLM", an ordinary t
   fixed-size fine-tuning set with 0-100% Unknown items; test EM at the dev-chosen early stop and at the end of
   training), and gradual.py against its same-budget baselines.
 
-Run by experiments/reproduce.py (parts pt_base, pt_sweeps, pt_table1, pt_table2), which caches every run:
+Run by experiments/reproduce.py (parts pt_base, pt_sweeps, pt_table1 (protocol b), pt_table2, pt_table1_docs (protocol a)), which caches every run:
 
-    python experiments/reproduce.py quick --only pt_base pt_sweeps pt_table1 pt_table2   # the smoke test of this regime
+    python experiments/reproduce.py quick --only pt_base pt_sweeps pt_table1 pt_table2 pt_table1_docs   # the smoke test of this regime
     python experiments/reproduce.py full --only pt_table1     # one part (it reuses the finished runs it needs)
 
 Every choice is made on dev, seed 0: the CPT lr, K, rho and the replay ratio in mixed CPT (the ratio by the mean
 of new and known people's dev EM, the others by new people's dev EM), the QA-tuning lr of protocol (a), and
 Table 2's fine-tuning lr (one_stage's stage-1 dev EM). The test splits are read once, at a run's end.
+Table 2 probes with probe.py --fast (exact scoring of the gold answer: the sampling probe's categories up to its
+sampling noise, tested against generation, at about 1/13 of its cost).
 """
 import json
 import os
@@ -36,9 +38,9 @@ MODES = {  # base_steps: pretraining; *_epochs: passes over the new data; fracs:
     "full": dict(known=400, longtail=300, new=200, base_steps=2000, seeds=[0, 1, 2], cpt_epochs=30, doc_epochs=30, qa_epochs=5,
                  lrs=[1e-4, 3e-4, 1e-3], ks=[2, 4, 8], rhos=[0.02, 0.05, 0.1], ratios=[0.1, 0.25, 0.5], qa_lrs=[1e-4, 3e-4, 1e-3],
                  eval_every=50, fracs=[0.0, 0.25, 0.5, 0.75, 1.0], unk_n=300, unk_epochs=20, ft_lrs=[1e-4, 3e-5, 3e-4],
-                 stage_steps=60, select_every=10, probe=[]),
+                 stage_steps=60, select_every=10, probe=["--fast"]),
 }
-PARTS = ["pt_base", "pt_sweeps", "pt_table1", "pt_table2"]
+PARTS = ["pt_base", "pt_sweeps", "pt_table1", "pt_table2", "pt_table1_docs"]  # the order they run in
 GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
 
 def run(parts, x):
@@ -66,7 +68,7 @@ def run(parts, x):
     res["base"] = {t: x.mean_std([b[t]["exact_match"] for b in tiers if t in b]) for t in sorted(set().union(*tiers))}
     res["base"]["curve"] = x.curve([f"pt_base_s{s}" for s in seeds])
     x.save()
-    if not set(parts) & {"pt_sweeps", "pt_table1", "pt_table2"}:
+    if not set(parts) & set(PARTS[1:]):
         return
 
     def cpt(name, s, data, flags, lr, epochs=cfg["cpt_epochs"], init=None, qa=True):
@@ -110,20 +112,13 @@ def run(parts, x):
             f"replay{ratio}": replay(ratio), f"aug{K}+replay{ratio}": ["--aug", K, *replay(ratio)],
             f"aug{K}+sam{rho}+replay{ratio}": ["--aug", K, "--sam", "--rho", rho, *replay(ratio)]}
     epochs_of = lambda arm, e: 2 * e if arm == "baseline_2x_epochs" else e  # noqa: E731
-    if "pt_table1" in parts:
-        x.batch([mixed(a, fl, s, lr, a == "para", epochs_of(a, cfg["cpt_epochs"])) for a, fl in arms.items() for s in seeds])
-        res["table1"] = {a: {"mixed": cell([f"pt_mix_{a}_lr{lr}_s{s}" for s in seeds])} for a in arms}  # saved now: protocol (a) takes as long again
-        x.save()
-        docs = lambda a: [f["new_docs"], *([f["new_para"]] if a == "para" else [])]  # noqa: E731
-        doc_job = lambda a, s: cpt(f"pt_doc_{a}_lr{lr}_s{s}", s, docs(a), arms[a], lr, epochs_of(a, cfg["doc_epochs"]), qa=False)  # noqa: E731
-        x.batch([doc_job(a, s) for a in arms for s in seeds])  # protocol (a), step 1: documents only
-        qa_tune = lambda a, s, q: cpt(f"pt_seq_{a}_lr{lr}_qa{q}_s{s}", s, [f["qa_new"]], [], q, cfg["qa_epochs"], init=R(f"pt_doc_{a}_lr{lr}_s{s}"))  # noqa: E731
-        x.batch([qa_tune("baseline", 0, q) for q in cfg["qa_lrs"]])
-        qa_lr = chosen["qa_lr"] = max(cfg["qa_lrs"], key=lambda q: x.metrics(f"pt_seq_baseline_lr{lr}_qa{q}_s0").get("dev_exact_match", -1))
-        x.batch([qa_tune(a, s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2: QA tuning
-        for a in arms:
-            res["table1"][a]["sequential"] = cell([f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}" for s in seeds])
-        x.save()
+    if "pt_table1" in parts:  # protocol (b), mixed; in two groups of arms, each saved when done
+        res.setdefault("table1", {})
+        for group in (list(arms)[:4], list(arms)[4:]):
+            x.batch([mixed(a, arms[a], s, lr, a == "para", epochs_of(a, cfg["cpt_epochs"])) for a in group for s in seeds])
+            for a in group:
+                res["table1"].setdefault(a, {})["mixed"] = cell([f"pt_mix_{a}_lr{lr}_s{s}" for s in seeds])
+            x.save()
     if "pt_table2" in parts:
         lrs = cfg["ft_lrs"]
         def job(m, s, lr_):
@@ -172,4 +167,15 @@ def run(parts, x):
                                       "curve": x.curve([f"pt_unk{frac}_lr{ft}_s{s}" for s in seeds])} for frac in cfg["fracs"]}
         res["table2"] = {m: [json.load(open(os.path.join(R(f"pt_g_{m}_lr{ft}_s{s}"), "report.json"))) for s in seeds
                              if os.path.exists(os.path.join(R(f"pt_g_{m}_lr{ft}_s{s}"), "report.json"))] for m in GRADUAL_MODES}
+        x.save()
+    if "pt_table1_docs" in parts:  # protocol (a): documents only, then QA tuning (after Table 2: it costs as much as (b))
+        docs = lambda a: [f["new_docs"], *([f["new_para"]] if a == "para" else [])]  # noqa: E731
+        doc_job = lambda a, s: cpt(f"pt_doc_{a}_lr{lr}_s{s}", s, docs(a), arms[a], lr, epochs_of(a, cfg["doc_epochs"]), qa=False)  # noqa: E731
+        x.batch([doc_job(a, s) for a in arms for s in seeds])  # protocol (a), step 1: documents only
+        qa_tune = lambda a, s, q: cpt(f"pt_seq_{a}_lr{lr}_qa{q}_s{s}", s, [f["qa_new"]], [], q, cfg["qa_epochs"], init=R(f"pt_doc_{a}_lr{lr}_s{s}"))  # noqa: E731
+        x.batch([qa_tune("baseline", 0, q) for q in cfg["qa_lrs"]])
+        qa_lr = chosen["qa_lr"] = max(cfg["qa_lrs"], key=lambda q: x.metrics(f"pt_seq_baseline_lr{lr}_qa{q}_s0").get("dev_exact_match", -1))
+        x.batch([qa_tune(a, s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2: QA tuning
+        for a in arms:
+            res.setdefault("table1", {}).setdefault(a, {})["sequential"] = cell([f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}" for s in seeds])
         x.save()
