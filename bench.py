@@ -157,7 +157,7 @@ def main():
     p.add_argument("--configs", nargs="+", default=["default", "large"], choices=list(CONFIGS), help="model sizes to measure")
     p.add_argument("--rows", type=int, default=4, help="logged intervals per train.py measurement")
     p.add_argument("--warmup_rows", type=int, default=1, help="logged intervals dropped first (new shapes warm up kernels)")
-    p.add_argument("--log_every", type=int, default=5, help="steps per logged interval")
+    p.add_argument("--log_every", type=int, default=4, help="steps per logged interval (a multiple of --sam_every 2 and 4, so every interval holds as many SAM steps)")
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
     p.add_argument("--probe_questions", type=int, default=32, help="questions for probe.py's rate")
     p.add_argument("--probe_train_steps", type=int, default=300, help="train.py steps of the model that is probed")
