@@ -15,6 +15,7 @@ The global batch is batch_size x grad_accum x world_size examples, a fixed set p
 over ranks and micro-batches; the loss is normalized by the target tokens of the whole global batch.
 """
 import argparse
+import gc
 import inspect
 import json
 import math
@@ -220,6 +221,10 @@ def save_checkpoint(out_dir, raw_model, tokenizer, model_state, optim_state, ada
     write_json(os.path.join(nxt, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
     open(os.path.join(nxt, "COMPLETE"), "w").close()
     commit(out_dir)
+
+def finish_distributed():  # the barrier: no rank tears its pairs down while another still writes or communicates
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 def write_json(path, obj):  # whole or not at all
     with open(path + ".tmp", "w") as f:
@@ -481,7 +486,7 @@ def main(argv=None):
                 print(f"\ntrain.py: stopped by {signal.Signals(stop[0] if stop else signal.SIGTERM).name} at step {step} of {steps}; "
                       f"checkpoint in {out}. Resume: {shlex.join(map(str, again))}", file=sys.stderr)
             if ddp:
-                torch.distributed.destroy_process_group()
+                finish_distributed()
             sys.exit(128 + (stop[0] if stop else signal.SIGTERM))
     bar.close()
     for sig, handler in handlers.items():  # the caller's handlers again (train.main may run inside another program)
@@ -504,13 +509,16 @@ def main(argv=None):
             print(f"train.py: the final evaluation failed ({', '.join(failed)}); the model is saved in {out} "
                   f"(evaluate it with eval.py, or rerun with --resume to retry)", file=sys.stderr)
     if ddp:
-        torch.distributed.destroy_process_group()
+        finish_distributed()
     if failed:
         sys.exit(4)
 
 if __name__ == "__main__":
     try:
         main()
+        # FSDP2's modules hold the process group in reference cycles; freed at interpreter shutdown instead, the group
+        # can abort a finished run ("terminate called without an active exception", exit -6): free them here
+        gc.collect()
     except KeyboardInterrupt:  # before training began, or a second Ctrl-C: no traceback, the last checkpoint intact
         print("\ntrain.py: interrupted; the last complete checkpoint (if any) is intact", file=sys.stderr)
         sys.exit(130)
