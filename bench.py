@@ -2,7 +2,7 @@
 Speed and memory of what matters, each figure measured in this run (ratios cancel a shared machine's noise):
 the device's matmul peak; train.py's step (tokens/s, MFU) packed and padded, on the mixed default data and on
 documents alone, against a Hugging Face Trainer with padding and with DataCollatorWithFlattening (padding-free);
-SAM, --sam_every 2 / 4 and --lora 16 against AdamW (time and memory); probe.py (sampling and --fast) against a
+SAM, --sam_every 2 / 4 and --lora 16 against AdamW (time, memory, and the training state's bytes); probe.py (sampling and --fast) against a
 naive loop of `generate` calls.
 
     python bench.py                         # CPU: the embedded default and a larger config -> bench.json
@@ -109,6 +109,31 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16, which="mixed", flatten=F
     step_s = statistics.median(b - a for a, b in zip(warm, warm[1:]))
     return statistics.mean(len(ids) for ids, _ in examples) * batch_size / step_s
 
+def state_mb(init, lora, sam, device):
+    """The training state's bytes, counted tensor by tensor after one step (peak RSS on a CPU cannot resolve a few
+    MB): weights, gradients, AdamW's moments and SAM's copy of w, built as train.py builds them. Activations excluded."""
+    from eval import load_model
+    from lora import add_lora
+    from sam import SAM
+    model, _ = load_model(init, device)
+    if lora:
+        add_lora(model, lora)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = SAM(params, torch.optim.AdamW, 0.05, lr=1e-4) if sam else torch.optim.AdamW(params, lr=1e-4)
+    ids = torch.randint(3, model.config.vocab_size, (2, 16), device=device)
+    step = lambda: model(input_ids=ids, labels=ids, use_cache=False).loss.backward()  # noqa: E731
+    step()
+    if sam:  # SAM keeps its copy of w (state "w") allocated between steps
+        opt.first_step()
+        step()
+        opt.second_step()
+    else:
+        opt.step()
+    states = [st for o in ([opt, opt.base_optimizer] if sam else [opt]) for st in o.state.values()]
+    tensors = [t for p in model.parameters() for t in (p, p.grad) if t is not None]
+    tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
+    return sum({t.data_ptr(): t.nbytes for t in tensors}.values()) / 2**20  # by storage: a tied lm_head counts once
+
 def bench_probe(init, n_probe, n_fast, n_naive, device):
     """probe.py at its defaults (sampling) and --fast against one generate() call per question, prompt and sample."""
     import probe
@@ -205,6 +230,9 @@ def main():
             r[f"{arm}_step_ratio"] = r[arm]["step_s"] / r["adamw"]["step_s"]
         r["sam_extra_mem_over_param_bytes"] = (r["sam"]["peak_mem_mb"] - r["adamw"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
         r["lora16_mem_saved_over_param_bytes"] = (r["adamw"]["peak_mem_mb"] - r["lora16"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
+        # the training state counted tensor by tensor (what LoRA saves; on a CPU peak RSS cannot show it)
+        r["state_mb"] = {arm: state_mb(init, lora, sam, device) for arm, lora, sam in
+                         (("adamw", 0, False), ("sam", 0, True), ("lora16", 16, False), ("lora16_sam", 16, True))}
         r["packed_over_padded"] = {f"{k}{d}": r[f"{k}{d}"]["tokens_per_s"] / r[f"padded{d}"]["tokens_per_s"] for k in ("pack1", "adamw", "pack4") for d in ("", "_docs")}
         if not args.skip_trainer:
             steps = args.log_every * (args.rows + args.warmup_rows)
@@ -222,6 +250,8 @@ def main():
               f"{r['sam_every4_step_ratio']:.2f}, --lora 16 {r['lora16_step_ratio']:.2f}, --lora 16 --sam {r['lora16_sam_step_ratio']:.2f}")
         print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes; --lora 16 saves "
               f"{r['lora16_mem_saved_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
+        print("  training state (weights, grads, AdamW moments, SAM's copy of w; no activations): "
+              + ", ".join(f"{arm} {mb:.1f} MB" for arm, mb in r["state_mb"].items()))
         for key in [k for k in r if k.startswith("ours_over_")]:
             print(f"  {key[len('ours_over_'):]:<20} {r[key[len('ours_over_'):]]:>10.0f} tok/s  -> train.py / it = {r[key]:.2f}")
     if not args.skip_probe:

@@ -183,3 +183,18 @@ def test_a_lora_run_overfits_six_facts(tmp_path_factory, tmp_path):
     assert meta["metrics"]["all_exact_match"] == 1.0, meta["metrics"]
     res = run("eval.py", "--model", out, "--qa", qa)  # the merged folder loads like any model
     assert "exact match 100.0%" in res.stdout
+
+def test_training_state_is_adapter_sized(tiny_model):
+    """bench.py's count of the training state (weights, grads, AdamW moments, SAM's copy of w): 16 bytes a parameter
+    for full AdamW and 20 with SAM; with LoRA 4 bytes a frozen weight and 16 (20) a trainable one, so the optimizer
+    state and SAM's copy are adapter-sized."""
+    import bench
+    from eval import load_model
+    model, _ = load_model(str(tiny_model))
+    n_all = sum(p.numel() for p in model.parameters())  # a tied lm_head counted once, as by storage
+    lora.add_lora(model, 16)
+    n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert 0 < n_lora < n_all
+    mb = {(r, sam): bench.state_mb(str(tiny_model), r, sam, "cpu") * 2**20 for r in (0, 16) for sam in (False, True)}
+    assert mb[0, False] == 16 * n_all and mb[0, True] == 20 * n_all
+    assert mb[16, False] == 4 * (n_all + n_lora) + 12 * n_lora and mb[16, True] == mb[16, False] + 4 * n_lora
