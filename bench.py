@@ -121,14 +121,9 @@ def state_mb(init, lora, sam, device):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = SAM(params, torch.optim.AdamW, 0.05, lr=1e-4) if sam else torch.optim.AdamW(params, lr=1e-4)
     ids = torch.randint(3, model.config.vocab_size, (2, 16), device=device)
-    step = lambda: model(input_ids=ids, labels=ids, use_cache=False).loss.backward()  # noqa: E731
-    step()
-    if sam:  # SAM keeps its copy of w (state "w") allocated between steps
-        opt.first_step()
-        step()
-        opt.second_step()
-    else:
-        opt.step()
+    for i in range(2 if sam else 1):  # SAM: the gradient at w, then at w + e; its copy of w stays allocated
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+        opt.first_step() if sam and i == 0 else opt.second_step() if sam else opt.step()
     states = [st for o in ([opt, opt.base_optimizer] if sam else [opt]) for st in o.state.values()]
     tensors = [t for p in model.parameters() for t in (p, p.grad) if t is not None]
     tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
