@@ -516,9 +516,11 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-        # FSDP2's modules hold the process group in reference cycles; freed at interpreter shutdown instead, the group
-        # can abort a finished run ("terminate called without an active exception", exit -6): free them here
-        gc.collect()
     except KeyboardInterrupt:  # before training began, or a second Ctrl-C: no traceback, the last checkpoint intact
         print("\ntrain.py: interrupted; the last complete checkpoint (if any) is intact", file=sys.stderr)
         sys.exit(130)
+    finally:
+        # FSDP2's modules and device meshes (which hold the process group) outlive main() in reference cycles; left
+        # to interpreter shutdown, their teardown can abort a finished run (CI saw "terminate called without an
+        # active exception", exit -6, after "saved to"): free them while the interpreter is whole
+        gc.collect()
