@@ -177,5 +177,7 @@ def run(parts, x):
         qa_lr = chosen["qa_lr"] = max(cfg["qa_lrs"], key=lambda q: x.metrics(f"pt_seq_baseline_lr{lr}_qa{q}_s0").get("dev_exact_match", -1))
         x.batch([qa_tune(a, s, qa_lr) for a in arms for s in seeds])  # protocol (a), step 2: QA tuning
         for a in arms:
-            res.setdefault("table1", {}).setdefault(a, {})["sequential"] = cell([f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}" for s in seeds])
+            c = res.setdefault("table1", {}).setdefault(a, {})["sequential"] = cell([f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}" for s in seeds])
+            c["tokens"] = x.mean_std([x.metrics(f"pt_doc_{a}_lr{lr}_s{s}").get("tokens", 0) +  # both steps: documents, then QA
+                                      x.metrics(f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}").get("tokens", 0) for s in seeds])
         x.save()

@@ -78,13 +78,15 @@ def pretrained_section(p):
         print("**Table 1, pretrained regime: new people's test EM % (knowledge acquired) and known people's test EM % after it "
               "(knowledge kept); per-seed difference to the baseline in points; fact-token loss on the new people's documents**\n")
         print("| arm | (b) mixed: new | per seed vs baseline | known kept | (a) docs, then QA: new | per seed vs baseline | known kept "
-              "| tokens (b) | fact loss, unseen formats (b) | unseen paraphrases (b) |\n|---|---|---|---|---|---|---|---|---|---|")
+              "| tokens (b) / (a) | fact loss, unseen formats (b) / (a) | unseen paraphrases (b) / (a) |\n|---|---|---|---|---|---|---|---|---|---|")
         t1, base = p["table1"], p["table1"].get("baseline", {})
         for arm, c in t1.items():
             m, q = c.get("mixed", {}), c.get("sequential", {})  # the protocols run as separate parts
             print(f"| {arm} | {pm(m.get('test_exact_match'))} | {per_seed_delta(m.get('per_seed_test'), base.get('mixed', {}).get('per_seed_test'))} "
                   f"| {pm(m.get('known_test'))} | {pm(q.get('test_exact_match'))} | {per_seed_delta(q.get('per_seed_test'), base.get('sequential', {}).get('per_seed_test'))} "
-                  f"| {pm(q.get('known_test'))} | {pm(m.get('tokens'), 1e-6, 2)}M | {pm(m.get('fact_loss_formats'), 1, 3)} | {pm(m.get('fact_loss_paraphrases'), 1, 3)} |")
+                  f"| {pm(q.get('known_test'))} | {pm(m.get('tokens'), 1e-6, 2)}M / {pm(q.get('tokens'), 1e-6, 2)}M "
+                  f"| {pm(m.get('fact_loss_formats'), 1, 3)} / {pm(q.get('fact_loss_formats'), 1, 3)} "
+                  f"| {pm(m.get('fact_loss_paraphrases'), 1, 3)} / {pm(q.get('fact_loss_paraphrases'), 1, 3)} |")
         print()
     if "table2" in p:
         shares = [rep["categories"]["base"] for rep in p["table2"].get("one_stage", [])]
