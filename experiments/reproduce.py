@@ -1,7 +1,7 @@
 """
 Reproduce both papers on the biography world: every number of README's Results section, from nothing.
 
-    python experiments/reproduce.py quick                  # both regimes, 1 seed, small worlds: a smoke test (~50 min on 2 CPU cores)
+    python experiments/reproduce.py quick                  # both regimes, 1 seed, small worlds: a smoke test (~40 min on 2 CPU cores)
     python experiments/reproduce.py full                   # README's tables: 3 seeds (2 CPU cores: about 5 h from scratch, 3.6 h pretrained)
     python experiments/reproduce.py full --only table2     # one part only (it reuses the finished runs it needs)
     python experiments/reproduce.py full --only large --jobs 8 --device cuda   # a bigger world and model on a GPU
