@@ -123,7 +123,12 @@ def state_mb(init, lora, sam, device):
     ids = torch.randint(3, model.config.vocab_size, (2, 16), device=device)
     for i in range(2 if sam else 1):  # SAM: the gradient at w, then at w + e; its copy of w stays allocated
         model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
-        opt.first_step() if sam and i == 0 else opt.second_step() if sam else opt.step()
+        if not sam:
+            opt.step()
+        elif i == 0:
+            opt.first_step()
+        else:
+            opt.second_step()
     states = [st for o in ([opt, opt.base_optimizer] if sam else [opt]) for st in o.state.values()]
     tensors = [t for p in model.parameters() for t in (p, p.grad) if t is not None]
     tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
