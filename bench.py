@@ -26,8 +26,11 @@ import time
 import torch
 from safetensors.torch import load_file
 
-import train
 import data
+import train
+from eval import evaluate, load_model, stop_ids
+from lora import add_lora
+from sam import SAM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -48,8 +51,7 @@ def train_run(init, out, flags, n_rows, warmup_rows, torchrun=False, which="mixe
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "stderr.txt"), "w") as err:  # a file, not a pipe: a full pipe would stall the run
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    log, rows = os.path.join(out, "log.jsonl"), []
-    n_rows += warmup_rows
+    log, rows, n_rows = os.path.join(out, "log.jsonl"), [], n_rows + warmup_rows
     while len(rows) < n_rows and proc.poll() is None:
         time.sleep(0.5)
         rows = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
@@ -59,16 +61,13 @@ def train_run(init, out, flags, n_rows, warmup_rows, torchrun=False, which="mixe
         sys.exit(f"bench.py: train.py failed: {' '.join(cmd)}\n{open(os.path.join(out, 'stderr.txt')).read()[-2000:]}")
     return rows[warmup_rows:n_rows]
 
-def kill_tree(pid):
-    children = {}
-    for stat in os.listdir("/proc"):
+def kill_tree(pid):  # children first; torchrun's workers run in sessions of their own, so killpg would miss them
+    for child in os.listdir("/proc"):
         try:
-            fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat))
-        except (OSError, ValueError, IndexError):
-            continue
-    for child in children.get(pid, []):
-        kill_tree(child)
+            if int(open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:  # its parent's pid
+                kill_tree(int(child))
+        except (OSError, ValueError, IndexError):  # not a process, or gone already
+            pass
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -78,7 +77,6 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16, which="mixed", flatten=F
     """The same model, examples and batch through transformers.Trainer, padded to the longest of a batch or
     (flatten) padding-free with DataCollatorWithFlattening; real (non-pad) tokens per second."""
     from transformers import DataCollatorWithFlattening, Trainer, TrainerCallback, TrainingArguments
-    from eval import load_model
     model, tokenizer = load_model(init)
     args = train.get_args(["--data", *(os.path.join(BIOS, f) for f in DATA[which])])
     files = [data.read_examples(p, "train") for p in args.data]
@@ -112,23 +110,15 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16, which="mixed", flatten=F
 def state_mb(init, lora, sam, device):
     """The training state's bytes, counted tensor by tensor after one step (peak RSS on a CPU cannot resolve a few
     MB): weights, gradients, AdamW's moments and SAM's copy of w, built as train.py builds them. Activations excluded."""
-    from eval import load_model
-    from lora import add_lora
-    from sam import SAM
     model, _ = load_model(init, device)
     if lora:
         add_lora(model, lora)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = SAM(params, torch.optim.AdamW, 0.05, lr=1e-4) if sam else torch.optim.AdamW(params, lr=1e-4)
     ids = torch.randint(3, model.config.vocab_size, (2, 16), device=device)
-    for i in range(2 if sam else 1):  # SAM: the gradient at w, then at w + e; its copy of w stays allocated
-        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
-        if not sam:
-            opt.step()
-        elif i == 0:
-            opt.first_step()
-        else:
-            opt.second_step()
+    backward = lambda: model(input_ids=ids, labels=ids, use_cache=False).loss.backward()  # noqa: E731
+    backward()
+    opt.step(backward) if sam else opt.step()  # SAM: the gradient at w + e too; its copy of w stays allocated
     states = [st for o in ([opt, opt.base_optimizer] if sam else [opt]) for st in o.state.values()]
     tensors = [t for p in model.parameters() for t in (p, p.grad) if t is not None]
     tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
@@ -138,7 +128,6 @@ def bench_probe(init, n_probe, n_fast, n_naive, device):
     """probe.py at its defaults (sampling) and --fast against one generate() call per question, prompt and sample."""
     import probe
     from augment import qa_prompt
-    from eval import evaluate, load_model, stop_ids
     model, tokenizer = load_model(init, device, torch.bfloat16 if device == "cuda" else torch.float32)
     qa = os.path.join(BIOS, "qa.jsonl")
     items, pool = data.read_qa(qa, "train"), data.read_qa(qa, "dev")
@@ -212,10 +201,9 @@ def main():
         batch = CONFIGS[name][1]
         flags = ["--log_every", str(args.log_every), "--peak_tflops", str(peak / 1e12), "--batch_size", str(batch)]
         r = {}
-        arms = {"adamw": [], "padded": ["--pack", "0"], "pack1": ["--pack", "1"], "pack4": ["--pack", "4"], "adamw_docs": [],
-                "padded_docs": ["--pack", "0"], "pack1_docs": ["--pack", "1"], "pack4_docs": ["--pack", "4"], "sam": ["--sam"],
-                "sam_every2": ["--sam", "--sam_every", "2"], "sam_every4": ["--sam", "--sam_every", "4"], "lora16": ["--lora", "16"],
-                "lora16_sam": ["--lora", "16", "--sam"]}
+        packs = {"adamw": [], "padded": ["--pack", "0"], "pack1": ["--pack", "1"], "pack4": ["--pack", "4"]}  # mixed data, and _docs alone
+        arms = {**packs, **{f"{k}_docs": v for k, v in packs.items()}, "sam": ["--sam"], "sam_every2": ["--sam", "--sam_every", "2"],
+                "sam_every4": ["--sam", "--sam_every", "4"], "lora16": ["--lora", "16"], "lora16_sam": ["--lora", "16", "--sam"]}
         if cuda and name == "0.5b":
             arms.update({"adamw_fsdp": ["--fsdp"], "sam_fsdp": ["--sam", "--fsdp"]})
         for arm, extra in arms.items():
@@ -224,8 +212,7 @@ def main():
             r[arm] = a = {k: statistics.median(row[k] for row in rows) for k in ("tokens_per_s", "step_s", "mfu", "peak_mem_mb")}
             print(f"  [{name}] train.py {arm:<12} {a['tokens_per_s']:>10.0f} tok/s  {a['step_s'] * 1000:8.1f} ms/step  MFU {100 * a['mfu']:5.1f}%"
                   f"  peak mem {a['peak_mem_mb']:8.0f} MB", flush=True)
-        n_params = sum(t.numel() for t in load_file(os.path.join(init, "model.safetensors")).values())
-        r["params"] = n_params
+        r["params"] = n_params = sum(t.numel() for t in load_file(os.path.join(init, "model.safetensors")).values())
         for arm in ("sam", "sam_every2", "sam_every4", "lora16", "lora16_sam"):
             r[f"{arm}_step_ratio"] = r[arm]["step_s"] / r["adamw"]["step_s"]
         r["sam_extra_mem_over_param_bytes"] = (r["sam"]["peak_mem_mb"] - r["adamw"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
@@ -244,8 +231,8 @@ def main():
         results["configs"][name] = r
         print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}; packed / padded tokens/s, rows of 1x / 2x (default) / 4x the longest: "
               + ", ".join(f"{d or 'mixed'} " + " / ".join(f"{r['packed_over_padded'][k + d]:.2f}" for k in ("pack1", "adamw", "pack4")) for d in ("", "_docs")))
-        # the 2.0 floor is for the forward-backward work; building the batch and the AdamW update are not doubled.
-        # Memory: GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
+        # SAM's 2.0 floor holds for the forward-backward only (the batch and the AdamW update are not doubled). Memory:
+        # GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
         print(f"  step time over AdamW: SAM {r['sam_step_ratio']:.2f}, --sam_every 2 {r['sam_every2_step_ratio']:.2f}, --sam_every 4 "
               f"{r['sam_every4_step_ratio']:.2f}, --lora 16 {r['lora16_step_ratio']:.2f}, --lora 16 --sam {r['lora16_sam_step_ratio']:.2f}")
         print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes; --lora 16 saves "

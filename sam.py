@@ -51,9 +51,7 @@ class SAM(torch.optim.Optimizer):
         norm = self.grad_norm()
         for group in self.param_groups:
             scale = group["rho"] / (norm.item() + self.eps)  # a zero gradient moves nothing (0 * finite)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            for p in [p for p in group["params"] if p.grad is not None]:
                 state = self.state[p]
                 if "w" not in state:
                     state["w"] = torch.empty_like(p)  # the one extra param-size buffer, reused every step
