@@ -100,7 +100,8 @@ def trainer_tokens_per_s(init, batch_size, steps, bf16, which="mixed", flatten=F
         targs = TrainingArguments(tmp, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=2e-3,
                                   warmup_steps=10, weight_decay=0.1, adam_beta2=0.95, lr_scheduler_type="cosine",
                                   logging_steps=10**6, save_strategy="no", report_to=[], bf16=bf16, use_cpu=not torch.cuda.is_available(),
-                                  dataloader_num_workers=0, max_grad_norm=1.0, disable_tqdm=True)
+                                  dataloader_num_workers=0, max_grad_norm=1.0, disable_tqdm=True,
+                                  dataloader_drop_last=True)  # full batches only, as train.py's: a short last batch a pass pulled the median down
         Trainer(model=model, args=targs, train_dataset=dataset, data_collator=DataCollatorWithFlattening() if flatten else collate,
                 callbacks=[Clock()]).train()
     warm = times[len(times) // 3:]  # the first third warms up (new shapes)
@@ -169,7 +170,7 @@ def bench_probe(init, n_probe, n_fast, n_naive, device):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["default", "large"], choices=list(CONFIGS), help="model sizes to measure")
-    p.add_argument("--rows", type=int, default=4, help="logged intervals per train.py measurement")
+    p.add_argument("--rows", type=int, default=12, help="logged intervals per train.py measurement (4 left ratios +-20%% on a shared 2-core machine)")
     p.add_argument("--warmup_rows", type=int, default=1, help="logged intervals dropped first (new shapes warm up kernels)")
     p.add_argument("--log_every", type=int, default=4, help="steps per logged interval (a multiple of --sam_every 2 and 4, so every interval holds as many SAM steps)")
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
