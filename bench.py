@@ -170,7 +170,8 @@ def bench_probe(init, n_probe, n_fast, n_naive, device):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["default", "large"], choices=list(CONFIGS), help="model sizes to measure")
-    p.add_argument("--rows", type=int, default=12, help="logged intervals per train.py measurement (4 left ratios +-20%% on a shared 2-core machine)")
+    p.add_argument("--rows", type=int, default=4, help="logged intervals per train.py measurement and round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of all train.py arms in turn (one round left ratios +-20%% on a shared 2-core machine)")
     p.add_argument("--warmup_rows", type=int, default=1, help="logged intervals dropped first (new shapes warm up kernels)")
     p.add_argument("--log_every", type=int, default=4, help="steps per logged interval (a multiple of --sam_every 2 and 4, so every interval holds as many SAM steps)")
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
@@ -207,23 +208,25 @@ def main():
                 "sam_every4": ["--sam", "--sam_every", "4"], "lora16": ["--lora", "16"], "lora16_sam": ["--lora", "16", "--sam"]}
         if cuda and name == "0.5b":
             arms.update({"adamw_fsdp": ["--fsdp"], "sam_fsdp": ["--sam", "--fsdp"]})
-        for arm, extra in arms.items():
-            rows = train_run(init, os.path.join(tmp, f"{name}_{arm}"), flags + extra, args.rows, args.warmup_rows,
-                             torchrun="fsdp" in arm, which="docs" if arm.endswith("_docs") else "mixed")
-            r[arm] = a = {k: statistics.median(row[k] for row in rows) for k in ("tokens_per_s", "step_s", "mfu", "peak_mem_mb")}
+        rows = {arm: [] for arm in arms}  # rounds of every arm in turn: a machine that drifts over minutes slows all arms alike
+        for rnd in range(args.rounds):
+            for arm, extra in arms.items():
+                rows[arm] += train_run(init, os.path.join(tmp, f"{name}_{arm}_{rnd}"), flags + extra, args.rows, args.warmup_rows,
+                                       torchrun="fsdp" in arm, which="docs" if arm.endswith("_docs") else "mixed")
+        for arm in arms:
+            r[arm] = a = {k: statistics.median(row[k] for row in rows[arm]) for k in ("tokens_per_s", "step_s", "mfu", "peak_mem_mb")}
             print(f"  [{name}] train.py {arm:<12} {a['tokens_per_s']:>10.0f} tok/s  {a['step_s'] * 1000:8.1f} ms/step  MFU {100 * a['mfu']:5.1f}%"
                   f"  peak mem {a['peak_mem_mb']:8.0f} MB", flush=True)
         r["params"] = n_params = sum(t.numel() for t in load_file(os.path.join(init, "model.safetensors")).values())
         for arm in ("sam", "sam_every2", "sam_every4", "lora16", "lora16_sam"):
             r[f"{arm}_step_ratio"] = r[arm]["step_s"] / r["adamw"]["step_s"]
         r["sam_extra_mem_over_param_bytes"] = (r["sam"]["peak_mem_mb"] - r["adamw"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
-        r["lora16_mem_saved_over_param_bytes"] = (r["adamw"]["peak_mem_mb"] - r["lora16"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
         # the training state counted tensor by tensor (what LoRA saves; on a CPU peak RSS cannot show it)
         r["state_mb"] = {arm: state_mb(init, lora, sam, device) for arm, lora, sam in
                          (("adamw", 0, False), ("sam", 0, True), ("lora16", 16, False), ("lora16_sam", 16, True))}
         r["packed_over_padded"] = {f"{k}{d}": r[f"{k}{d}"]["tokens_per_s"] / r[f"padded{d}"]["tokens_per_s"] for k in ("pack1", "adamw", "pack4") for d in ("", "_docs")}
         if not args.skip_trainer:
-            steps = args.log_every * (args.rows + args.warmup_rows)
+            steps = args.log_every * (args.rows * args.rounds + args.warmup_rows)
             for d in ("mixed", "docs"):
                 for flat in (False, True):
                     key = f"trainer{'_flat' if flat else ''}_{d}"
@@ -236,8 +239,7 @@ def main():
         # GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
         print(f"  step time over AdamW: SAM {r['sam_step_ratio']:.2f}, --sam_every 2 {r['sam_every2_step_ratio']:.2f}, --sam_every 4 "
               f"{r['sam_every4_step_ratio']:.2f}, --lora 16 {r['lora16_step_ratio']:.2f}, --lora 16 --sam {r['lora16_sam_step_ratio']:.2f}")
-        print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes; --lora 16 saves "
-              f"{r['lora16_mem_saved_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
+        print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
         print("  training state (weights, grads, AdamW moments, SAM's copy of w; no activations): "
               + ", ".join(f"{arm} {mb:.1f} MB" for arm, mb in r["state_mb"].items()))
         for key in [k for k in r if k.startswith("ours_over_")]:
@@ -248,10 +250,8 @@ def main():
         model_dir = os.path.join(tmp, "probe_model")
         subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", model_dir, "--max_steps", str(args.probe_train_steps),
                         "--qa_pack", "4", *CONFIGS[args.configs[0]][0]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pr = bench_probe(model_dir, args.probe_questions, args.fast_questions, args.naive_questions, device)
-        results["probe"] = pr
-        # the limit: 2N forward FLOPs for each token probe.py has to run (question suffixes and answers; the
-        # shared prefixes are negligible), at the measured matmul peak
+        results["probe"] = pr = bench_probe(model_dir, args.probe_questions, args.fast_questions, args.naive_questions, device)
+        # the limit: 2N forward FLOPs a token probe.py runs (suffixes and answers; shared prefixes are negligible)
         limit_q_per_s = peak / (2 * pr["params"] * pr["probe_tokens_per_q"])
         print(f"\n[probe, {args.configs[0]} model, defaults: 10 prompts x (1 greedy + 16 samples)]")
         print(f"  probe.py {pr['probe_q_per_s']:.2f} q/s | --fast {pr['fast_q_per_s']:.1f} q/s | naive generate loop {pr['naive_q_per_s']:.3f} q/s")
