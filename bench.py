@@ -119,7 +119,7 @@ def state_mb(init, lora, sam, device):
     ids = torch.randint(3, model.config.vocab_size, (2, 16), device=device)
     backward = lambda: model(input_ids=ids, labels=ids, use_cache=False).loss.backward()  # noqa: E731
     backward()
-    opt.step(backward) if sam else opt.step()  # SAM: the gradient at w + e too; its copy of w stays allocated
+    opt.step(backward)  # SAM: the gradient at w + e, its copy of w kept; AdamW reruns it too (grads add up, bytes do not)
     states = [st for o in ([opt, opt.base_optimizer] if sam else [opt]) for st in o.state.values()]
     tensors = [t for p in model.parameters() for t in (p, p.grad) if t is not None]
     tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
