@@ -171,7 +171,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["default", "large"], choices=list(CONFIGS), help="model sizes to measure")
     p.add_argument("--rows", type=int, default=4, help="logged intervals per train.py measurement and round")
-    p.add_argument("--rounds", type=int, default=3, help="rounds of all train.py arms in turn (one round left ratios +-20%% on a shared 2-core machine)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of all train.py arms in turn (a shared machine drifts over minutes: all arms take it alike)")
     p.add_argument("--warmup_rows", type=int, default=1, help="logged intervals dropped first (new shapes warm up kernels)")
     p.add_argument("--log_every", type=int, default=4, help="steps per logged interval (a multiple of --sam_every 2 and 4, so every interval holds as many SAM steps)")
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
