@@ -32,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from augment import format_variants  # noqa: E402
 from data import encode_doc, read_docs, read_qa  # noqa: E402
+from data.launch import run_script  # noqa: E402
 from eval import load_model  # noqa: E402
 import pretrained  # noqa: E402  (experiments/pretrained.py: the pretrained regime)
 
@@ -56,14 +57,15 @@ def run_job(name, cmds, out, threads, device):
     os.makedirs(out, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.time()
-    with open(os.path.join(out, "job.log"), "w") as log:
-        for cmd in cmds:
-            cmd = [sys.executable] + [str(c) for c in cmd] + (["--device", device] if cmd[0] == "train.py" else [])
-            log.write("$ " + " ".join(cmd) + "\n")
-            log.flush()
-            if subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                print(f"  FAILED {name}: see {out}/job.log", flush=True)
-                return False
+    log = os.path.join(out, "job.log")
+    open(log, "w").close()
+    for cmd in cmds:  # each a process (data/launch.py: forked from a server that imported torch once), output to job.log
+        cmd = [str(c) for c in cmd] + (["--device", device] if cmd[0] == "train.py" else [])
+        with open(log, "a") as f:
+            f.write("$ " + " ".join([sys.executable] + cmd) + "\n")
+        if run_script(cmd[0], cmd[1:], env=env, stdout=log, stderr=log, cwd=ROOT) != 0:
+            print(f"  FAILED {name}: see {out}/job.log", flush=True)
+            return False
     with open(done, "w") as f:
         json.dump({"name": name, "seconds": time.time() - t0, "commands": cmds}, f, default=str)
     print(f"  done {name} ({time.time() - t0:.0f} s)", flush=True)
