@@ -137,8 +137,9 @@ def print_report(report):
             print(f"  {a:<12}" + "".join(f"{m[a][b]:>13}" for b in CATEGORIES))
     for name, k in report["knowledge"].items():
         print(f"{name}: gained {k['gained']}, kept {k['kept']}, lost {k['lost']} (known {k['known_before']} -> {k['known_after']})")
-    if "stage2_skipped" in report:
-        print(f"stage 2 skipped: {report['stage2_skipped']}")
+    for stage in ("stage1", "stage2"):
+        if f"{stage}_skipped" in report:
+            print(f"{stage[:-1]} {stage[-1]} skipped: {report[stage + '_skipped']}")
 
 def main(argv=None):
     args, train_flags = get_args(argv)
@@ -160,12 +161,13 @@ def main(argv=None):
     maybe = [train_items[k] for k, c in probes["base"].items() if c == "MaybeKnown"]
     models = {"base": args.model}
     one_run = args.baseline in ("one_stage", "all")
-    stage1 = list(train_items.values()) if args.baseline == "all" else maybe
-    if not stage1:
-        sys.exit("gradual.py: the base model has no MaybeKnown items to train on (probe_base.jsonl)")
-    models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags, args.stage_steps * (2 if one_run else 1))
-    probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
-    if not one_run:
+    stage1, stage2, skipped = list(train_items.values()) if args.baseline == "all" else maybe, [], {}
+    if stage1:
+        models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags, args.stage_steps * (2 if one_run else 1))
+        probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
+    else:  # legitimate outcomes of the method, reported as such: the last model trained (or the base) is the result
+        skipped["stage1"] = "the base model has no MaybeKnown items (probe_base.jsonl), so stage 1 had nothing to train on"
+    if not one_run and stage1:
         moved = [train_items[k] for k, c in probes["base"].items() if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
         moved_ids = {it["id"] for it in moved}
         highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown" and k not in moved_ids]  # replay: no item twice
@@ -175,12 +177,14 @@ def main(argv=None):
         if stage2:
             models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
             probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
-        else:  # a legitimate outcome of the method, reported as such: the stage-1 model is the result
-            skipped = "no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), so stage 2 had nothing to train on"
-            print(f"gradual.py: {skipped}: stage 2 skipped", flush=True)
+    if not one_run and not stage2:
+        skipped["stage2"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), so stage 2 had nothing to train on"
+                             if stage1 else "stage 1 was skipped")
+    for stage, why in skipped.items():
+        print(f"gradual.py: {why}: {stage[:-1]} {stage[-1]} skipped", flush=True)
     evals = {name: do_eval(args, m, name, test_categories) for name, m in models.items()}
     stages = list(probes)
-    pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) > 2 else [])
+    pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) != 2 else [])  # (base->base: nothing trained)
     report = {
         "baseline": args.baseline, "n_train_items": len(train_items), "n_stage1": len(stage1),
         "categories": {s: {c: sum(v == c for v in probes[s].values()) for c in CATEGORIES} for s in stages},
@@ -192,8 +196,7 @@ def main(argv=None):
     }
     if not one_run:
         report["n_stage2"] = len(stage2)
-        if not stage2:
-            report["stage2_skipped"] = skipped
+    report |= {f"{stage}_skipped": why for stage, why in skipped.items()}
     with open(os.path.join(args.out_dir, "report.json.tmp"), "w") as f:
         json.dump(report, f, indent=1)
     os.replace(os.path.join(args.out_dir, "report.json.tmp"), os.path.join(args.out_dir, "report.json"))

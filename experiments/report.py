@@ -28,6 +28,9 @@ def curve(c, fractions=(0.25, 0.5, 0.75, 1.0)):
     last = pts[-1][0]
     return " / ".join(f"{100 * min(pts, key=lambda p: abs(p[0] - f * last))[1]:.0f}" for f in fractions)
 
+def last_stage(rep):  # stage2, or stage1 where stage 2 was skipped (or one run), or base where nothing trained
+    return list(rep["categories"])[-1]
+
 def gradual_table(t2):
     """gradual.py's reports against its baselines, mean ± std over seeds; seed 0's transitions in full."""
     print("| run | stage-1 items | HighlyKnown+MaybeKnown at the end | gained | lost (of HighlyKnown) | test EM % |")
@@ -35,15 +38,14 @@ def gradual_table(t2):
     for mode, reps in t2.items():
         if not reps:
             continue
-        last = "stage2" if "stage2" in reps[0]["categories"] else "stage1"
-        k = [rep["knowledge"][f"base->{last}"] for rep in reps]
+        k = [rep["knowledge"][f"base->{last_stage(rep)}"] for rep in reps]
         print(f"| {mode} | {pm(mean_std([rep['n_stage1'] for rep in reps]), 1, 1)} | {pm(mean_std([x['known_after'] for x in k]), 1, 1)} "
               f"| {pm(mean_std([x['gained'] for x in k]), 1, 1)} | {pm(mean_std([x['lost'] for x in k]), 1, 1)} "
-              f"| {pm(mean_std([rep['test_exact_match'][last] for rep in reps]))} |")
-    base = mean_std([rep["test_exact_match"]["base"] for rep in t2.get("gradual", [])])
-    print(f"| base model (no fine-tuning) | | {pm(mean_std([rep['knowledge']['base->stage1']['known_before'] for rep in t2.get('gradual', [])]), 1, 1)}"
-          f" | | | {pm(base)} |")
+              f"| {pm(mean_std([rep['test_exact_match'][last_stage(rep)] for rep in reps]))} |")
     reps = t2.get("gradual", [])
+    base = mean_std([rep["test_exact_match"]["base"] for rep in reps])
+    print(f"| base model (no fine-tuning) | | {pm(mean_std([rep['knowledge'][f'base->{last_stage(rep)}']['known_before'] for rep in reps]), 1, 1)}"
+          f" | | | {pm(base)} |")
     if reps:
         rep = reps[0]
         print(f"\nSeed 0, gradual: categories {json.dumps(rep['categories'])}\n")

@@ -129,8 +129,8 @@ def test_gradual_end_to_end_and_resume(known_world, tmp_path):
 
 @pytest.mark.slow
 def test_gradual_reports_when_nothing_moves_up(known_world, tmp_path):
-    """No fact moved up in stage 1: a legitimate outcome of the method. Stage 2 is skipped and said so in
-    report.json and the printed report; the run does not fail."""
+    """No fact moved up in stage 1, or no MaybeKnown fact to start from: legitimate outcomes of the method. The
+    stage is skipped and said so in report.json and the printed report; the run does not fail."""
     out = tmp_path / "g"
     out.mkdir()
     cats = {f"k{i}": "MaybeKnown" if i < 2 else "Unknown" for i in range(6)}
@@ -142,6 +142,17 @@ def test_gradual_reports_when_nothing_moves_up(known_world, tmp_path):
     check_report(report, ["base", "stage1"])
     assert report["n_stage2"] == 0 and "no items moved up" in report["stage2_skipped"]
     assert "stage 2 skipped" in res.stdout and not (out / "stage2").exists()
+    # no MaybeKnown item at all: stage 1 has nothing to train on either; the base model is the result, reported
+    out = tmp_path / "g0"
+    out.mkdir()
+    for name in ("probe_base", "probe_base_seed2"):
+        fake_probe(out / f"{name}.jsonl", {f"k{i}": "Unknown" for i in range(6)})
+    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out, "--stage_steps", 2,
+              "--n_prompts", 2, "--samples", 2, "--batch_size", 4, "--warmup", 1, "--lr", 1e-5)
+    report = json.load(open(out / "report.json"))
+    assert list(report["categories"]) == ["base"] and report["n_stage1"] == 0 and report["n_stage2"] == 0
+    assert "no MaybeKnown" in report["stage1_skipped"] and report["knowledge"]["base->base"]["gained"] == 0
+    assert "stage 1 skipped" in res.stdout and not (out / "stage1").exists() and list(report["test_exact_match"]) == ["base"]
 
 def test_gradual_rejects_a_misspelt_train_flag_before_any_probe(known_world, tmp_path):
     out = tmp_path / "g"
