@@ -31,7 +31,11 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODES = {  # base_steps: pretraining; *_epochs: passes over the new data; fracs: SliCK's shares of Unknown items
+MODES = {  # base_steps: pretraining; *_epochs: passes over the new data; fracs: SliCK's shares of Unknown items; model: the base's size
+    "smoke": dict(known=12, longtail=6, new=8, base_steps=200, seeds=[0], cpt_epochs=2, doc_epochs=2, qa_epochs=1,
+                  lrs=[1e-3], ks=[2], rhos=[0.05], ratios=[0.25], qa_lrs=[1e-3], eval_every=4, fracs=[0.0, 0.5, 1.0],
+                  unk_n=6, unk_epochs=2, ft_lrs=[1e-3], stage_steps=2, select_every=0, probe=["--fast"],
+                  model=["--n_layer", "2", "--n_head", "2", "--n_embd", "64", "--vocab_size", "512", "--lr", "3e-3", "--batch_size", "16"]),
     "quick": dict(known=60, longtail=60, new=40, base_steps=400, seeds=[0], cpt_epochs=10, doc_epochs=10, qa_epochs=3,
                   lrs=[3e-4], ks=[4], rhos=[0.05], ratios=[0.25], qa_lrs=[3e-4], eval_every=20, fracs=[0.0, 0.5, 1.0],
                   unk_n=60, unk_epochs=10, ft_lrs=[1e-4], stage_steps=20, select_every=0, probe=["--fast"]),
@@ -63,7 +67,7 @@ def run(parts, x):
     # QA, packed 4 to a sequence (so that few-shot probes look like what it read); then its exact match per tier
     x.batch([(f"pt_base_s{s}", [["train.py", "--data", f["pretrain"], f["qa_known"], "--aug", 4, "--qa_pack", 4, "--max_steps",
                                  cfg["base_steps"], "--seed", s, "--eval_qa", f["qa_known"], "--eval_every", cfg["base_steps"] // 4,
-                                 "--out_dir", base(s)], evaluated(base(s), f["qa_tiers"], "tiers.json")]) for s in seeds])
+                                 "--out_dir", base(s), *cfg.get("model", [])], evaluated(base(s), f["qa_tiers"], "tiers.json")]) for s in seeds])
     tiers = [load(base(s), "tiers.json").get("by_split", {}) for s in seeds]
     res["base"] = {t: x.mean_std([b[t]["exact_match"] for b in tiers if t in b]) for t in sorted(set().union(*tiers))}
     res["base"]["curve"] = x.curve([f"pt_base_s{s}" for s in seeds])
