@@ -6,6 +6,12 @@ the primary metric and "gold answer contained" is reported beside it; any of "an
     python eval.py --model out --qa data/bios/qa.jsonl --split test
     python eval.py --model out --qa data/bios/qa.jsonl --split test --probe probe.jsonl --out eval.json
     python eval.py --model out --qa data/bios/qa.jsonl --fast   # greedy EM by one teacher-forced pass
+    python eval.py --model data/smollm2/SmolLM2-135M-Instruct --qa data/entityquestions/qa.jsonl --split test --shots 4
+
+Zero-shot ("Question: ..\nAnswer:") suits a model trained on that format (train.py's QA items); a pretrained or
+instruct model asked so answers with a sentence or nothing. --shots K puts K exemplars of the item's relation from
+the file's dev split first, the prompt probe.py asks with (its first of --n_prompts for the same --seed): the way
+to ask a model that has not been tuned to the format, as SliCK does (4-shot).
 
 The same functions serve train.py (--eval_qa) and probe.py (generation with a shared few-shot prefix).
 """
@@ -15,14 +21,13 @@ import functools
 import inspect
 import json
 import os
-import re
-import socket
 import string
 import sys
 from collections import defaultdict
 
 from augment import qa_completion
-from data import DataError, Help, encode_pair, make_prompt, read_qa
+from data import DataError, Help, encode_pair, exemplar_pool, exemplar_sets, make_prompt, prefix_ids, read_qa
+from data.models import load_model  # noqa: F401 (also eval.load_model, as the tests and bench.py call it)
 
 def get_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
@@ -34,9 +39,14 @@ def get_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=64, help="questions per generation batch")
     parser.add_argument("--fast", action="store_true", help="greedy exact match by one teacher-forced pass, no generation: "
                         "counts a gold answer only in its own tokenization (not 'paris' for 'Paris'); 'contains' then equals it")
-    parser.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template")
+    parser.add_argument("--shots", type=int, default=0, help="few-shot: K exemplars of the item's relation from the dev split first")
+    parser.add_argument("--seed", type=int, default=0, help="with --shots: seed of the exemplar choice (probe.py's --seed)")
+    parser.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template (zero-shot)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.shots and args.chat:
+        parser.error("--shots builds plain few-shot prompts; --chat asks zero-shot in the chat template: choose one")
+    return args
 
 if __name__ == "__main__":
     get_args()  # --help and a mistyped flag answer at once, before torch loads
@@ -56,46 +66,6 @@ def exact_match(pred, answers):
 
 def contains(pred, answers):
     return any(normalize(a) in normalize(pred) for a in answers)
-
-# -----------------------------------------------------------------------------
-# model loading, shared by train.py, probe.py and eval.py
-
-def load_model(path, device="cpu", dtype=torch.float32):
-    """AutoModelForCausalLM + AutoTokenizer from a local folder or a hub id; one clear error if neither."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
-    logging.disable_progress_bar()  # no "Loading weights" bar at every load
-    offline = {}
-    if not os.path.isdir(path):
-        why, offline = why_not_a_hub_id(path)
-        if why:
-            raise DataError(f"--model/--init_from {path}: no such model folder{why}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **offline)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **offline).to(device)
-    except (OSError, ValueError) as e:
-        raise DataError(f"--model/--init_from {path}: cannot load a causal LM and tokenizer "
-                        f"(not a model folder, and not a model on the hub): {str(e).splitlines()[0]}") from None
-    if tokenizer.pad_token_id is None:  # only used under an attention mask of 0; any id will do
-        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.convert_ids_to_tokens(0)
-    return model, tokenizer
-
-def why_not_a_hub_id(path):
-    """(why `path` cannot be loaded as a hub id, or "" if it can; from_pretrained kwargs). Checked up front
-    so that a mistyped folder fails in a second instead of after a minute of retries against the hub."""
-    if path.startswith(("/", ".", "~")) or path.count("/") > 1 or os.path.exists(path) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", path):
-        return " (and not a hub id)", {}
-    from huggingface_hub import try_to_load_from_cache
-    if isinstance(try_to_load_from_cache(path, "config.json"), str):  # in the local hub cache: no network needed
-        return "", {"local_files_only": True}
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return " (nor a cached hub model, and HF_HUB_OFFLINE is set)", {}
-    host = re.sub(r"^\w+://", "", os.environ.get("HF_ENDPOINT", "https://huggingface.co")).split("/")[0]
-    try:
-        socket.create_connection((host.split(":")[0], int(host.split(":")[1]) if ":" in host else 443), timeout=3).close()
-    except OSError:
-        return f" (nor a cached hub model, and the hub at {host} cannot be reached to look it up)", {}
-    return "", {}
 
 @functools.lru_cache(maxsize=8)
 def stop_ids(tokenizer):
@@ -158,20 +128,28 @@ def decode(model, ids, mask, stops, max_new_tokens=24, temperature=0.0, top_k=0,
         out.append(row[:cut])
     return out
 
-def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=False, bar=None):
-    """Greedy answers (text before the first newline) for a list of prompt strings."""
+def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=False, bar=None, prefix=()):
+    """Greedy answers (text before the first newline) for a list of prompt strings. With `prefix` (token ids of
+    few-shot exemplars, BOS first) every prompt continues one KV cache of it, as probe.py asks."""
     stops, answers, device = stop_ids(tokenizer), [], next(model.parameters()).device
+    past = prefix_cache(model, prefix) if prefix else None
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths, less padding
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        rows = [encode_pair(tokenizer, prompts[i], "", chat)[0] for i in idx]  # [BOS] + prompt, as trained
+        rows = [encode_pair(tokenizer, prompts[i], "", chat, bos=not prefix)[0] for i in idx]  # [BOS] + prompt, as trained
         ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
-        for i, toks in zip(idx, decode(model, ids, mask, stops, max_new_tokens)):
+        cache = None
+        if past is not None:  # a copy of the prefix's cache per batch: decoding appends to it
+            cache = copy.deepcopy(past)
+            cache.batch_repeat_interleave(len(idx))
+            mask = torch.cat([torch.ones(len(idx), len(prefix), dtype=mask.dtype, device=device), mask], dim=1)
+        for i, toks in zip(idx, decode(model, ids, mask, stops, max_new_tokens, past=cache)):
             answers.append((i, tokenizer.decode(toks, skip_special_tokens=True).split("\n")[0].strip()))
         if bar is not None:
             bar.update(len(idx))
     return [a for _, a in sorted(answers)]
 
+@torch.no_grad()
 def prefix_cache(model, prefix_ids):
     """The KV cache of a shared prefix (few-shot exemplars), computed once, batch of one."""
     cache = cache_kwarg(model)
@@ -217,23 +195,32 @@ def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0,
 # -----------------------------------------------------------------------------
 # evaluation and report
 
-def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, categories=None, progress=False, desc="eval"):
-    """Exact match and contains over QA items, overall and by relation / split / probe category."""
+def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, categories=None, progress=False, desc="eval",
+             shots=0, pool=(), seed=0):
+    """Exact match and contains over QA items, overall and by relation / split / probe category. shots > 0: each
+    item after `shots` exemplars of its relation from `pool` (probe.py's first prompt for `seed`)."""
     from tqdm import tqdm
     was_training = model.training
     model.eval()
     prompts = [make_prompt(tokenizer, it["question"], chat=chat) for it in items]
-    pairs = [(i, a) for i, it in enumerate(items) for a in it["answers"]]
-    bar = tqdm(total=len(pairs) if fast else len(items), desc=desc, unit=" answers" if fast else " questions",
-               disable=not progress, dynamic_ncols=True, leave=False)
-    if fast:  # greedy correct iff some gold answer is greedy-decoded token for token
-        ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size, chat=chat, bar=bar)[0]
-        hit = defaultdict(bool)
-        for (i, a), g in zip(pairs, ok):
-            hit[i] |= g
-        preds = [items[i]["answer"] if hit[i] else "" for i in range(len(items))]
-    else:
-        preds = generate(model, tokenizer, prompts, batch_size, chat=chat, bar=bar)
+    sets = exemplar_sets(pool, 1, shots, seed) if shots else {}
+    by_prefix = defaultdict(list)  # few-shot prefix -> the items asked after it (zero-shot: one group, no prefix)
+    for i, it in enumerate(items):
+        by_prefix[prefix_ids(tokenizer, it, sets.get(it["relation"], [[]])[0], shots) if shots else ()].append(i)
+    bar = tqdm(total=sum(len(it["answers"]) for it in items) if fast else len(items), desc=desc,
+               unit=" answers" if fast else " questions", disable=not progress, dynamic_ncols=True, leave=False)
+    preds = [""] * len(items)
+    for prefix, idx in by_prefix.items():
+        if fast:  # greedy correct iff some gold answer is greedy-decoded token for token
+            pairs = [(i, a) for i in idx for a in items[i]["answers"]]
+            ok = score_gold(model, tokenizer, [prompts[i] for i, _ in pairs], [a for _, a in pairs], batch_size,
+                            prefix=list(prefix), chat=chat, bar=bar)[0]
+            for (i, a), g in zip(pairs, ok):
+                if g:
+                    preds[i] = items[i]["answer"]
+        else:
+            for i, a in zip(idx, generate(model, tokenizer, [prompts[i] for i in idx], batch_size, chat=chat, bar=bar, prefix=prefix)):
+                preds[i] = a
     bar.close()
     model.train(was_training)
     groups = defaultdict(lambda: [0, 0, 0])
@@ -267,6 +254,7 @@ def main(argv=None):
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     try:
         items = read_qa(args.qa, args.split)
+        pool = exemplar_pool(args.qa)[0] if args.shots else []
         categories = None
         if args.probe:
             with open(args.probe, encoding="utf-8") as f:
@@ -275,12 +263,13 @@ def main(argv=None):
     except (DataError, OSError, KeyError, json.JSONDecodeError) as e:
         print(f"eval.py: {e}", file=sys.stderr)
         sys.exit(2)
-    result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories, progress=True)
-    print_table(result, f"{args.model} on {args.qa}" + (f" [{args.split}]" if args.split else ""))
+    result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories, progress=True,
+                      shots=args.shots, pool=pool, seed=args.seed)
+    print_table(result, f"{args.model} on {args.qa}" + (f" [{args.split}]" if args.split else "") + (f", {args.shots}-shot" if args.shots else ""))
     if args.out:
         tmp = args.out + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"model": args.model, "qa": args.qa, "split": args.split, **result}, f, indent=1)
+            json.dump({"model": args.model, "qa": args.qa, "split": args.split, "shots": args.shots, **result}, f, indent=1)
         os.replace(tmp, args.out)
 
 if __name__ == "__main__":

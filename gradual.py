@@ -52,6 +52,8 @@ def get_args(argv=None):
     for flag, kind, default, what in PROBE_FLAGS:
         p.add_argument(flag, type=kind, default=default, help=f"probe.py: {what}")
     p.add_argument("--fast", action="store_true", help="probe.py: exact one-pass scoring instead of sampling")
+    p.add_argument("--eval_shots", type=int, default=0, help="eval.py --shots: test exact match few-shot (a model not tuned to the "
+                   "QA format, e.g. an instruct LLM, answers zero-shot with a sentence or nothing)")
     return p.parse_known_args(argv)
 
 def train_args(train_flags):
@@ -108,8 +110,8 @@ def do_train(args, init, items, name, train_flags, steps):
 def do_eval(args, model, name, test_categories):
     out = os.path.join(args.out_dir, f"eval_{name}.json")
     if not os.path.exists(out):
-        run(args, "eval.py", ["--model", model, "--qa", args.qa, "--split", "test", "--out", out,
-                              "--probe", test_categories], distributed=False)
+        run(args, "eval.py", ["--model", model, "--qa", args.qa, "--split", "test", "--out", out, "--probe", test_categories,
+                              "--shots", args.eval_shots, "--seed", args.seed], distributed=False)
     with open(out) as f:
         return json.load(f)
 

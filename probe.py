@@ -17,13 +17,12 @@ once and expanded to the batch (questions x (1 greedy + samples) rows); generati
 import argparse
 import json
 import os
-import random
 import sys
 import zlib
 from collections import Counter, defaultdict
 
-from augment import qa_completion, qa_prompt
-from data import CATEGORIES, DataError, Help, encode_pair, encode_qa_sequence, read_qa  # noqa: F401 (CATEGORIES: probe.CATEGORIES)
+from augment import qa_prompt
+from data import CATEGORIES, DataError, Help, encode_pair, exemplar_pool, exemplar_sets, prefix_ids, read_qa  # noqa: F401 (probe.CATEGORIES)
 
 def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
@@ -52,7 +51,8 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
-from eval import decode, exact_match, left_pad, load_model, prefix_cache, score_gold, stop_ids  # noqa: E402
+from data.models import load_model  # noqa: E402
+from eval import decode, exact_match, left_pad, prefix_cache, score_gold, stop_ids  # noqa: E402
 
 
 def category(p_greedy, p_sample):
@@ -61,24 +61,6 @@ def category(p_greedy, p_sample):
     if p_greedy > 0:
         return "MaybeKnown"
     return "WeaklyKnown" if p_sample > 0 else "Unknown"
-
-def exemplar_sets(pool, n_prompts, shots, seed):
-    """For each relation, n_prompts fixed sets of shots + 1 exemplars (one spare, so that an item that is
-    itself in a set is replaced by the spare and never sees its own answer)."""
-    by_rel = defaultdict(list)
-    for it in pool:
-        by_rel[it["relation"]].append(it)
-    return {rel: [random.Random(f"{seed}:{rel}:{j}").sample(items, min(shots + 1, len(items))) for j in range(n_prompts)]
-            for rel, items in by_rel.items()}
-
-def prefix_ids(tokenizer, item, exemplars, shots):
-    """The few-shot prefix: one BOS (if the tokenizer adds one), then each exemplar encoded exactly as
-    train.py encodes a QA item, end to end: the sequence train.py --qa_pack builds (encode_qa_sequence).
-    Encoding the joined text instead would tokenize the second "Question" after a newline, unlike every
-    "Question" the model was trained on (with byte-level BPE and a prefix space: "Question" against
-    " Question"); a small model then fails its own training facts."""
-    chosen = [e for e in exemplars if e["id"] != item["id"]][:shots]
-    return tuple(encode_qa_sequence(tokenizer, [(qa_prompt(e["question"]), qa_completion(e["answer"])) for e in chosen])[0])
 
 def run_unit(model, tokenizer, prefix_ids, chunk, args, stops, generator):
     """(greedy correct, sample correct) of each question in `chunk`, all sharing one few-shot prefix."""
@@ -172,13 +154,7 @@ def main(argv=None):
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
         items = read_qa(args.qa, args.split)
-        everything = read_qa(args.qa)
-        splits = {it["split"] for it in everything}
-        # exemplars: the dev split; a file without splits is its own pool (never the item itself); never test
-        source = "dev" if "dev" in splits else "train" if "train" in splits else None
-        pool = [it for it in everything if it["split"] == source]
-        if not pool:
-            raise DataError(f"{args.qa}: no dev (or train) items to draw few-shot exemplars from")
+        pool, source = exemplar_pool(args.qa)
         if source == "train" and rank == 0:
             print(f"probe.py: {args.qa} has no dev split: few-shot exemplars come from the train split", file=sys.stderr)
         model, tokenizer = load_model(args.model, device, torch.bfloat16 if device.startswith("cuda") else torch.float32)

