@@ -11,17 +11,22 @@ the process `python SCRIPT ARGS` would be: its own memory, exit code, signals (C
 
 Why a server and not a fork of the caller: a process that has run OpenMP work (any torch op on 2+ threads) hangs
 in a forked child's first parallel op, and a caller with threads may fork with a lock held. The server never runs
-a torch op and has one thread. One server per (calling thread, environment): libraries read some variables at import
-(OMP_NUM_THREADS, HF_HUB_OFFLINE), so a server's environment is its scripts'. LAUNCH_FORK=0, or a system without
-fork, runs plain subprocesses instead.
+a torch op and has one thread; it serves any number of callers at once (a handler, itself a fork, waits for each
+script). One server per environment (libraries read some variables at import: OMP_NUM_THREADS, HF_HUB_OFFLINE),
+started by the first call and ended with that process; a script it runs (gradual.py under reproduce.py) reaches
+it through LAUNCH_SERVER when it passes no environment of its own. LAUNCH_FORK=0, or a system without fork, runs
+plain subprocesses instead.
 """
+import hashlib
 import json
 import os
 import runpy
 import select
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 
@@ -33,7 +38,7 @@ _servers, _lock = {}, threading.Lock()
 def run_script(path, args, env=None, stdout=None, stderr=None, timeout=None, cwd=None):
     """The exit code of `python path args...` run in `cwd` (default: this process's; negative: killed by that
     signal). stdout / stderr: file paths the script's output goes to (appended); None: this process's own."""
-    env, cwd = dict(os.environ if env is None else env), os.path.abspath(cwd or os.getcwd())
+    inherit, env, cwd = env is None, dict(os.environ if env is None else env), os.path.abspath(cwd or os.getcwd())
     path, args = os.path.join(cwd, path), [str(a) for a in args]
     if os.environ.get("LAUNCH_FORK", "1") == "0" or not hasattr(os, "fork"):
         files = [open(f, "a") if f else None for f in (stdout, stderr)]
@@ -41,73 +46,97 @@ def run_script(path, args, env=None, stdout=None, stderr=None, timeout=None, cwd
             return subprocess.run([sys.executable, path, *args], env=env, cwd=cwd, stdout=files[0], stderr=files[1], timeout=timeout).returncode
         finally:
             [f.close() for f in files if f]
-    server = _server(env)
     out, err = (f and os.path.join(cwd, f) for f in (stdout, stderr))
-    os.write(server.request, (json.dumps([path, args, cwd, out, err]) + "\n").encode())
-    pid = int(_read_line(server.reply, None))
-    try:
-        return int(_read_line(server.reply, timeout))
-    except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
-        _read_line(server.reply, None)
-        raise subprocess.TimeoutExpired([path, *args], timeout) from None
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(_server(env, inherit))
+        socket.send_fds(conn, [b"."], [1, 2])  # this process's stdout and stderr, for a script that writes to them
+        conn.sendall((json.dumps([path, args, cwd, out, err]) + "\n").encode())
+        replies = conn.makefile("rb")
+        pid = int(replies.readline())
+        conn.settimeout(timeout)
+        try:
+            return int(replies.readline())
+        except (TimeoutError, socket.timeout):
+            os.kill(pid, signal.SIGKILL)
+            raise subprocess.TimeoutExpired([path, *args], timeout) from None
 
-def _read_line(fd, timeout):
-    line = b""
-    while not line.endswith(b"\n"):
-        if timeout is not None and not select.select([fd], [], [], timeout)[0]:
-            raise TimeoutError
-        chunk = os.read(fd, 1)
-        if not chunk:
-            raise RuntimeError("launch.py: the fork server died")
-        line += chunk
-    return line.decode()
-
-def _server(env):
-    """This thread's server for `env`, started on first use (its imports take the ~8 s once)."""
-    key = (threading.get_ident(), tuple(sorted(env.items())))
+def _server(env, inherit):
+    """The socket of the server for `env`: with `inherit` (no env of the caller's own), the one this process was
+    forked from if any; else one this process started (its first call for `env` starts it: ~8 s of imports once)."""
+    inherited = os.environ.get("LAUNCH_SERVER", "")
+    if inherit and os.path.exists(inherited):  # (its environment: this process's as it began, before imports added to it)
+        return inherited
+    key = hashlib.sha1(json.dumps(sorted(env.items())).encode()).hexdigest()[:12]
     with _lock:
-        server = _servers.get(key)
-        if server is None or server.poll() is not None:
-            req_r, req_w = os.pipe()
-            rep_r, rep_w = os.pipe()
-            code = f"import sys; sys.path.insert(0, {ROOT!r}); from data.launch import serve; serve({req_r}, {rep_w})"
-            server = subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL)
-            os.close(req_r)
-            os.close(rep_w)
-            server.request, server.reply = req_w, rep_r
-            _servers[key] = server
-    return server
+        if key not in _servers:
+            address = os.path.join(tempfile.mkdtemp(prefix="launch-"), key)
+            alive_r, alive_w = os.pipe()  # the server ends when this process does (and the pipe's write end closes)
+            ready_r, ready_w = os.pipe()
+            code = f"import sys; sys.path.insert(0, {ROOT!r}); from data.launch import serve; serve({address!r}, {alive_r}, {ready_w})"
+            subprocess.Popen([sys.executable, "-c", code], env={**env, "LAUNCH_SERVER": address}, pass_fds=(alive_r, ready_w),
+                             stdin=subprocess.DEVNULL)
+            os.close(alive_r)
+            os.close(ready_w)
+            ready = os.read(ready_r, 1)
+            os.close(ready_r)
+            if not ready:
+                raise RuntimeError("data/launch.py: the fork server did not start")
+            _servers[key] = (address, alive_w)
+    return _servers[key][0]
 
-def serve(requests, replies):
-    """The server: import, then for each request fork, reply with the child's pid, wait, reply with its exit code.
-    It ignores Ctrl-C (the terminal sends it to the whole group: the child handles it) and ends with its caller."""
+def serve(address, alive, ready):
+    """The server: import, listen, and for each connection fork a handler that forks the script, replies with its
+    pid, waits, replies with its exit code. It ignores Ctrl-C (the terminal sends it to the whole group: the script
+    handles it) and ends when its starter does."""
     import importlib
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 (a missing optional package: the script imports what it needs itself)
             pass
-    with os.fdopen(requests) as lines:
-        for line in lines:
-            path, args, cwd, out, err = json.loads(line)
-            pid = os.fork()
-            if pid == 0:
-                os.close(replies)
-                _child(path, args, cwd, out, err)
-            os.write(replies, f"{pid}\n".encode())
-            os.write(replies, f"{os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}\n".encode())
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(address)
+    listener.listen(64)
+    os.write(ready, b"1")
+    os.close(ready)
+    while select.select([listener, alive], [], [])[0] != [alive]:
+        conn, _ = listener.accept()
+        if os.fork() == 0:
+            listener.close()
+            os.close(alive)
+            _handle(conn)
+        conn.close()
+    os.unlink(address)
+    os.rmdir(os.path.dirname(address))
 
-def _child(path, args, cwd, out, err):
-    """In the fork: become `python path args` (default signal handlers, cwd, output files), run it, exit with its code."""
+def _handle(conn):
+    """In a handler (a fork of the server): run one script in a fork of its own, report its pid and exit code."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _, fds, _, _ = socket.recv_fds(conn, 1, 2)
+    path, args, cwd, out, err = json.loads(conn.makefile("rb").readline())
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        _child(path, args, cwd, out, err, fds)
+    try:
+        conn.sendall(f"{pid}\n".encode())
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        conn.sendall(f"{code}\n".encode())
+    except OSError:  # the caller gave up (a timeout) or died
+        pass
+    os._exit(0)
+
+def _child(path, args, cwd, out, err, fds):
+    """In the script's fork: become `python path args` (default signal handlers, cwd, the caller's stdout and stderr
+    or the files given), run, exit with its code."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 1
     try:
         os.chdir(cwd)
-        for fd, name in ((1, out), (2, err)):
-            if name:
-                os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), fd)
+        for fd, name, caller in ((1, out, fds[0]), (2, err, fds[1])):
+            os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if name else caller, fd)
         sys.argv, sys.path[:2] = [path, *args], [os.path.dirname(path)]  # the script's folder first, as python puts it
         runpy.run_path(path, run_name="__main__")
         code = 0

@@ -14,7 +14,7 @@ pretrained on its known and long-tail tiers ("the pretrained LLM", an ordinary t
 
 Run by experiments/reproduce.py (parts pt_base, pt_sweeps, pt_table1 (protocol b), pt_table2, pt_table1_docs (protocol a)), which caches every run:
 
-    python experiments/reproduce.py quick --only pt_base pt_sweeps pt_table1 pt_table2 pt_table1_docs   # the smoke test of this regime
+    python experiments/reproduce.py smoke --only pt_base pt_sweeps pt_table1 pt_table2 pt_table1_docs   # the smoke test of this regime
     python experiments/reproduce.py full --only pt_table1     # one part (it reuses the finished runs it needs)
 
 Every choice is made on dev, seed 0: the CPT lr, K, rho and the replay ratio in mixed CPT (the ratio by the mean
@@ -32,10 +32,10 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {  # base_steps: pretraining; *_epochs: passes over the new data; fracs: SliCK's shares of Unknown items; model: the base's size
-    "smoke": dict(known=12, longtail=6, new=8, base_steps=200, seeds=[0], cpt_epochs=2, doc_epochs=2, qa_epochs=1,
+    "smoke": dict(known=12, longtail=6, new=8, base_steps=150, seeds=[0], cpt_epochs=2, doc_epochs=2, qa_epochs=1,
                   lrs=[1e-3], ks=[2], rhos=[0.05], ratios=[0.25], qa_lrs=[1e-3], eval_every=4, fracs=[0.0, 0.5, 1.0],
                   unk_n=6, unk_epochs=2, ft_lrs=[1e-3], stage_steps=2, select_every=0, probe=["--fast"],
-                  model=["--n_layer", "2", "--n_head", "2", "--n_embd", "64", "--vocab_size", "512", "--lr", "3e-3", "--batch_size", "16"]),
+                  model=["--n_layer", "2", "--n_head", "2", "--n_embd", "64", "--vocab_size", "512", "--lr", "6e-3", "--batch_size", "16"]),
     "quick": dict(known=60, longtail=60, new=40, base_steps=400, seeds=[0], cpt_epochs=10, doc_epochs=10, qa_epochs=3,
                   lrs=[3e-4], ks=[4], rhos=[0.05], ratios=[0.25], qa_lrs=[3e-4], eval_every=20, fracs=[0.0, 0.5, 1.0],
                   unk_n=60, unk_epochs=10, ft_lrs=[1e-4], stage_steps=20, select_every=0, probe=["--fast"]),

@@ -63,3 +63,15 @@ def test_a_repo_script_started_from_the_server_matches_a_fresh_interpreter(tmp_p
             f.write_text("")
         assert run_script("train.py", args, env=ENV, stdout=out, stderr=err, cwd=ROOT) == fresh.returncode
         assert out.read_text() == fresh.stdout and err.read_text() == fresh.stderr
+
+def test_a_script_that_runs_scripts_reuses_its_server(tmp_path):
+    """gradual.py under reproduce.py: the inner runs go to the server the outer script came from (no second ~8 s import)."""
+    (tmp_path / "inner.py").write_text("import os\nprint('inner', os.environ['LAUNCH_SERVER'])\n")
+    (tmp_path / "outer.py").write_text(
+        "import os, sys\nsys.path.insert(0, %r)\nfrom data import launch\n"
+        "code = launch.run_script(os.path.join(%r, 'inner.py'), [])\nprint('outer', code, len(launch._servers), os.environ['LAUNCH_SERVER'])\n"
+        % (ROOT, str(tmp_path)))
+    out = tmp_path / "out.txt"
+    assert run_script(tmp_path / "outer.py", [], env=ENV, stdout=out) == 0
+    inner, outer = out.read_text().splitlines()
+    assert outer.startswith("outer 0 0 ") and inner.split()[1] == outer.split()[3]  # one server, none started inside
