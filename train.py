@@ -183,8 +183,7 @@ def model_checks(model, device):
     return close(row, alone), close(*losses)
 
 def measure_peak_flops(device, dtype, trials=3):
-    """The matmul rate this device reaches (the MFU denominator), measured rather than taken from a sheet:
-    the best of a few trials, since a shared machine's neighbours only ever slow a trial down (CPU: 0.5 s)."""
+    """The matmul rate this device reaches (the MFU denominator), measured: the best of a few trials (neighbours only slow one down)."""
     n, reps = (8192, 20) if str(device).startswith("cuda") else (1024, 4)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)

@@ -266,7 +266,9 @@ def test_cli_bad_qa_and_probe_files(tiny_model, tmp_path, capsys):
 def test_few_shot_eval_is_the_probes_greedy_on_its_first_prompt(tmp_path_factory, tmp_path, capsys):
     import probe
     model_dir = trained_on_facts(tmp_path_factory, 60)
-    qa = facts_file(str(tmp_path_factory.getbasetemp()))  # no splits: exemplars from the file itself, never the item
+    unknown = [{"id": f"u{i}", "question": f"Which city was {n} born in?", "answer": c, "relation": "born_in"}
+               for i, (n, c) in enumerate([("Quill Farrow", "Zentharo"), ("Odile Marsk", "Pelloway")])]
+    qa = str(write_jsonl(tmp_path / "qa.jsonl", fact_items() + unknown))  # no splits: exemplars from the file itself, never the item
     outcomes = set()
     for fast in ([], ["--fast"]):
         for seed in (0, 1):
