@@ -30,7 +30,7 @@ if mode == "kill":
     os.kill(os.getpid(), 9)
 '''
 
-@pytest.fixture(params=["fork", "subprocess"])
+@pytest.fixture(params=["fork", pytest.param("subprocess", marks=pytest.mark.slow)])
 def launch(request, monkeypatch):
     if request.param == "subprocess":
         monkeypatch.setenv("LAUNCH_FORK", "0")
@@ -54,6 +54,7 @@ def test_a_script_runs_as_python_would_run_it(launch, tmp_path):
     assert run_script(script, ["ok"], env={**env, "MARK": "m2"}, stdout=out, cwd=tmp_path) == 0  # another environment: another server
     assert f"cwd {tmp_path}" in out.read_text().splitlines()[-3] and "env m2" in out.read_text().splitlines()[-2]
 
+@pytest.mark.slow
 def test_a_repo_script_started_from_the_server_matches_a_fresh_interpreter(tmp_path):
     """The same command line, forked or started afresh: the same output and exit code (train.py's help, an error)."""
     for args in (["--help"], ["--data", str(tmp_path / "absent.jsonl"), "--out_dir", str(tmp_path / "o")]):

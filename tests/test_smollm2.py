@@ -94,6 +94,7 @@ def trained(out):
     log = [json.loads(l) for l in open(out / "log.jsonl")]
     return meta["step"], [r["loss"] for r in log]
 
+@pytest.mark.slow
 def test_train_full_sam_packed_qa_pack_and_lora_chat_padded_then_resume(smollm2, world, tmp_path):
     common = ["--init_from", smollm2, "--data", world / "docs.jsonl", world / "train_qa.jsonl", "--batch_size", 2, "--warmup", 1,
               "--lr", 1e-5, "--log_every", 1, "--peak_tflops", 1]

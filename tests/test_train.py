@@ -636,7 +636,8 @@ def test_a_failing_final_evaluation_never_costs_the_run(tiny_model, bios, tmp_pa
 # -----------------------------------------------------------------------------
 # Ctrl-C and SIGTERM: a checkpoint at the current step, one line on how to resume, a non-zero exit
 
-@pytest.mark.parametrize("ranks", [0, pytest.param(2, marks=pytest.mark.slow, id="torchrun")])
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [0, 2], ids=["1 process", "torchrun"])
 def test_signal_checkpoints_and_resume_equals_uninterrupted(ranks, tiny_model, bios, tmp_path):
     """SIGINT (Ctrl-C: under torchrun the terminal signals the whole process group) and SIGTERM (a scheduler:
     the main process only) mid-run, with no --save_every: the run writes a checkpoint at the step it is
