@@ -9,6 +9,10 @@ import argparse
 import json
 import os
 import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import real  # noqa: E402  (experiments/real.py: the real-model regime's section and figure)
 
 CATS = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
 
@@ -160,6 +164,10 @@ def figures(r, out_dir):
             if ax.lines:
                 ax.legend(fontsize=6)
         written.append(save_figure(fig, out_dir, "curves.png"))
+    if r.get("real", {}).get("table1"):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        real.figure(r["real"], ax)
+        written.append(save_figure(fig, out_dir, "real.png"))
     return written
 
 def save_figure(fig, out_dir, name):
@@ -218,6 +226,9 @@ def main(argv=None):
     if "pretrained" in r:
         print("## The pretrained regime\n")
         pretrained_section(r["pretrained"])
+    if "real" in r:
+        print("## The real model\n")
+        real.report(r["real"], pm, per_seed_delta)
     for path in figures(r, args.figures or os.path.dirname(os.path.abspath(args.results))):
         print(f"figure: {path}")
 

@@ -36,6 +36,7 @@ from data import encode_doc, read_docs, read_qa  # noqa: E402
 from data.launch import run_script  # noqa: E402
 from eval import load_model  # noqa: E402
 import pretrained  # noqa: E402  (experiments/pretrained.py: the pretrained regime)
+import real  # noqa: E402  (experiments/real.py: the real-model regime, SmolLM2)
 
 MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
     # document as mixed training makes (documents are a quarter of its examples); search: name -> (people, steps)
@@ -50,7 +51,7 @@ MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), ab
                  qa_lrs=[1e-4, 3e-4, 1e-3, 3e-3], qa_epochs=5, ft_lrs=[1e-4, 3e-5, 3e-4, 1e-3], eval_every=100, stage_steps=60, select_every=10, probe=[],
                  search_seeds=[0, 1], search={"steps2400": (200, 2400)}),
 }
-PARTS = ["sweeps", "table1", "search", "table2"] + pretrained.PARTS  # and "large", only when asked (--only large)
+PARTS = ["sweeps", "table1", "search", "table2"] + pretrained.PARTS + real.PARTS  # and "large", only when asked (--only large)
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
 GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
 
@@ -265,10 +266,12 @@ def main():
         batch([(f"large_{a}_s{s}", [train(f"large_{a}_s{s}", s, ["--data", ldocs, lqa, "--eval_qa", lqa, *LARGE["flags"], *f], LARGE["steps"])])
                for a, f in larms.items() for s in LARGE["seeds"]])
         results["large"] = {"config": LARGE, "cells": {a: cell([f"large_{a}_s{s}" for s in LARGE["seeds"]]) for a in larms}}
-    if set(parts) & set(pretrained.PARTS):
-        from types import SimpleNamespace
-        pretrained.run(parts, SimpleNamespace(batch=batch, metrics=metrics, curve=curve, save=save, fact_loss=fact_loss, mean_std=mean_std,
-                                              runs=runs, results=results, mode=args.mode, device=args.device))
+    from types import SimpleNamespace
+    x = SimpleNamespace(batch=batch, metrics=metrics, curve=curve, save=save, fact_loss=fact_loss, mean_std=mean_std,
+                        runs=runs, results=results, mode=args.mode, device=args.device)
+    for regime in (pretrained, real):  # experiments/pretrained.py, experiments/real.py
+        if set(parts) & set(regime.PARTS):
+            regime.run(parts, x)
     save()
     print(f"wrote {res_path} ({(time.time() - started) / 60:.1f} min this run)")
 

@@ -22,6 +22,10 @@ def test_reproduce_smoke(tmp_path):
             assert arm[protocol]["test_exact_match"] and arm[protocol]["known_test"] and arm[protocol]["fact_loss_formats"]
     assert set(p["unknown"]) == {"0.0", "0.5", "1.0"} and all(c["early_stop"] and c["end"] for c in p["unknown"].values())
     assert all(p["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
+    q = r["real"]  # the real-model regime (a stand-in model in smoke): the base's kept set, dev choices, every arm in both protocols
+    assert q["base"]["kept_n"] > 0 and q["base"]["kept_em"] == 1.0 and set(q["chosen"]) == {"lr", "epochs", "K", "rho", "lora_lr"}
+    assert len(q["table1"]) == 10 and all(c[p]["test"] and c[p]["kept"] and c[p]["tokens"] and c[p]["fact_loss_formats"]
+                                          for c in q["table1"].values() for p in ("docs", "mixed"))
     report = run("experiments/report.py", tmp_path / "results" / "smoke" / "results.json").stdout
     assert "Table 1" in report and "Table 2" in report and "## The pretrained regime" in report and "SliCK's experiment" in report
     if importlib.util.find_spec("matplotlib"):

@@ -1,0 +1,221 @@
+"""
+The real-model regime: Zhu et al. on a real pretrained LLM, SmolLM2-135M-Instruct (data/smollm2/prepare.py; 4-bit
+weights dequantized to fp32, a little below the bf16 original). It reads the biographies of new people (the tiered
+world's new tier: one document each, facts no model can know) and is then asked about them; what it knew before is
+measured on EntityQuestions, SliCK's 12 relations.
+
+  Knowledge acquired, the new test people's exact match, by two protocols. (c) documents only, then
+  `eval.py --shots 4` (exemplars: the new dev people's QA): what continued pre-training alone put in. (b) mixed: the
+  documents of all new people and the new train people's QA in one run, then the test people zero-shot.
+  Knowledge kept: `eval.py --shots 4` after every run on the EntityQuestions test questions the base model
+  answered (up to kept_max of them: 100% before training, by construction).
+  Arms: baseline, K formats, SAM, both, paraphrases (4 rewrites as versions of a document: one a pass, so the
+  baseline's tokens), the baseline at twice the epochs (SAM's compute), SAM on every 4th step, --lora 16 alone and
+  with K formats, and a replay of EntityQuestions train questions the base answers (4 to a sequence, as a few-shot
+  prompt reads). Every row: tokens trained and the fact-token diagnostic (loss on fact tokens in unseen formats
+  and paraphrases).
+  Choices on dev, seed 0, protocol (c): the baseline's lr and epochs, then K, rho and LoRA's lr (new dev people's
+  EM; ties go to knowledge kept, then to the cheaper setting). Protocol (b) uses the same.
+
+Run by experiments/reproduce.py, cached and resumable (first seed 0 of every arm, then the other seeds):
+
+    python data/smollm2/prepare.py && python experiments/reproduce.py full --only real_base real_dev real_table1
+    python experiments/reproduce.py smoke --only pt_base real_base real_dev real_table1     # the test: a stand-in model
+
+In smoke mode the pretrained regime's tiny base stands in for SmolLM2, and its known people's QA for EntityQuestions
+(no step of a 135M model fits in seconds): the same code paths, not the same numbers.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOLLM2 = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
+EQ_ARCHIVE = os.path.join(ROOT, "..", "shared", "data", "entityquestions", "dataset.zip")
+SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()
+MODES = {  # new: new people (0: the pretrained regime's smoke world); eq_per_split: EntityQuestions items a relation and split;
+    # kept_split: the split the kept set comes from (smoke: train, the only one its tiny base answers 4-shot)
+    "smoke": dict(new=0, eq_per_split=0, kept_split="train", kept_max=20, replay_max=20, seeds=[0], lrs=[1e-3], epochs=[1], ks=[2], rhos=[0.05],
+                  lora_lrs=[3e-3], replay_ratio=0.25, batch=8),
+    "quick": dict(new=40, eq_per_split=100, kept_split="test", kept_max=150, replay_max=150, seeds=[0], lrs=[3e-4], epochs=[8], ks=[4], rhos=[0.05],
+                  lora_lrs=[3e-3], replay_ratio=0.25, batch=8),
+    "full": dict(new=40, eq_per_split=200, kept_split="test", kept_max=300, replay_max=300, seeds=[0, 1, 2], lrs=[3e-4, 1e-3], epochs=[8, 16],
+                 ks=[2, 4, 8], rhos=[0.05, 0.1], lora_lrs=[1e-3, 3e-3], replay_ratio=0.25, batch=8),
+}
+PARTS = ["real_base", "real_dev", "real_table1"]
+PROTOCOLS = ["docs", "mixed"]
+
+def setup(cfg, R):
+    """The base model, the new people's files and the knowledge QA file (real: SmolLM2 and EntityQuestions)."""
+    if not cfg["new"]:  # smoke: the pretrained regime's smoke world and base (reproduce.py's pt_base part)
+        w = R("pt_world")
+        return R("pt_base_s0"), {n: os.path.join(w, f"{n}.jsonl") for n in ("new_docs", "new_para", "new_para_heldout", "qa_new")}, \
+            os.path.join(w, "qa_known.jsonl")
+    w, eq = R("real_world"), R("real_world/eq.jsonl")
+    if not os.path.exists(os.path.join(w, "qa_tiers.jsonl")):  # only the new tier is used: known and long-tail as small as allowed
+        subprocess.run([sys.executable, "data/bios/tiers.py", "--known", "4", "--longtail", "3", "--new", str(cfg["new"]), "--out_dir", w], cwd=ROOT, check=True)
+    if not os.path.exists(eq):
+        subprocess.run([sys.executable, "data/entityquestions/prepare.py", "--archive", EQ_ARCHIVE, "--relations", *SLICK_RELATIONS,
+                        "--max_per_split", str(cfg["eq_per_split"]), "--out", eq], cwd=ROOT, check=True)
+    if not os.path.exists(os.path.join(SMOLLM2, "model.safetensors")):
+        subprocess.run([sys.executable, "data/smollm2/prepare.py"], cwd=ROOT, check=True)
+    return SMOLLM2, {n: os.path.join(w, f"{n}.jsonl") for n in ("new_docs", "new_para", "new_para_heldout", "qa_new")}, eq
+
+def answered(knowledge, eval_json, split, n_max, path):
+    """Write the dev split (the exemplar pool) and up to n_max items of `split` that the base answered (eval_json:
+    its 4-shot predictions) to path; return how many there were. Same pool, same exemplars: 100% for the base."""
+    right = {p["id"] for p in json.load(open(eval_json))["predictions"] if p["exact_match"]}
+    rows = [json.loads(l) for l in open(knowledge) if l.strip()]
+    chosen = [r for r in rows if r["split"] == split and r["id"] in right]
+    chosen = sorted(random.Random(0).sample(chosen, min(n_max, len(chosen))), key=lambda r: r["id"])
+    with open(path + ".tmp", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in [r for r in rows if r["split"] == "dev"] + chosen)
+    os.replace(path + ".tmp", path)
+    return len(chosen)
+
+def run(parts, x):
+    """x: reproduce.py's runner (batch, metrics, save, fact_loss, mean_std, runs, results, mode, device)."""
+    cfg = MODES[x.mode]
+    res = x.results.setdefault("real", {})
+    res["config"] = cfg
+    def R(name):
+        return os.path.join(x.runs, name)
+    base, f, knowledge = setup(cfg, R)
+    kept, replay = R("real_kept.jsonl"), R("real_replay.jsonl")
+    def evaluated(model, qa, out, *extra):
+        """eval.py, 4-shot (exemplars: the file's dev split), results to out."""
+        return ["eval.py", "--model", model, "--qa", qa, "--out", out, "--shots", 4, *extra]
+    def load(name, file):
+        path = os.path.join(R(name), file)
+        return json.load(open(path)) if os.path.exists(path) else {}
+
+    # the base: what it answers of EntityQuestions (test: the kept set; train: the replay arm's data), and its 4-shot EM on
+    # the new people (the floor: it cannot know them)
+    x.batch([("real_base", [evaluated(base, knowledge, R("real_base/test.json"), "--split", "test"),
+                            evaluated(base, knowledge, R("real_base/train.json"), "--split", "train"),
+                            evaluated(base, f["qa_new"], R("real_base/new.json"))])])
+    res["base"] = {"kept_n": answered(knowledge, os.path.join(R("real_base"), f"{cfg['kept_split']}.json"), cfg["kept_split"], cfg["kept_max"], kept),
+                   "replay_n": answered(knowledge, os.path.join(R("real_base"), "train.json"), "train", cfg["replay_max"], replay),
+                   "knowledge_test_em": load("real_base", "test.json").get("exact_match"),
+                   "new_4shot": {k: v["exact_match"] for k, v in load("real_base", "new.json").get("by_split", {}).items()}}
+    if res["base"]["kept_n"]:  # the kept set asked as every run asks it: the base answers all of it (same exemplars)
+        x.batch([("real_base_kept", [evaluated(base, kept, R("real_base_kept/kept.json"), "--split", cfg["kept_split"])])])
+        res["base"]["kept_em"] = load("real_base_kept", "kept.json").get("exact_match")
+    x.save()
+
+    def job(protocol, arm, flags, s, lr, epochs):
+        """One run from the base: train.py, then (docs) the new people 4-shot, then the kept set 4-shot."""
+        name = f"real_{protocol}_{arm}_lr{lr}_e{epochs}_s{s}"
+        data = [f["new_docs"], *([f["new_para"]] if arm.startswith("para") else []), *([f["qa_new"]] if protocol == "mixed" else [])]
+        train = ["train.py", "--init_from", base, "--data", *data, "--out_dir", R(name), "--seed", s, "--epochs", epochs, "--lr", lr,
+                 "--warmup", 5, "--batch_size", cfg["batch"], *flags] + (["--eval_qa", f["qa_new"]] if protocol == "mixed" else [])
+        evals = [evaluated(R(name), f["qa_new"], R(f"{name}/new.json"))] if protocol == "docs" else []
+        if res["base"]["kept_n"]:  # (a base that answers nothing keeps nothing: no kept set to ask)
+            evals.append(evaluated(R(name), kept, R(f"{name}/kept.json"), "--split", cfg["kept_split"]))
+        return name, [train, *evals]
+
+    def row(name):
+        """Acquired (test; dev), kept, tokens of a finished run; docs: few-shot EM, mixed: train.py's zero-shot EM."""
+        m, new = x.metrics(name), load(name, "new.json").get("by_split", {})
+        acq = {k: new[k]["exact_match"] for k in ("test", "dev") if k in new} or {k: m.get(f"{k}_exact_match") for k in ("test", "dev")}
+        return {"test": acq.get("test"), "dev": acq.get("dev"), "kept": load(name, "kept.json").get("exact_match"), "tokens": m.get("tokens")}
+
+    def pick(options, names):
+        """The option whose run has the best dev EM; ties: more kept, then the first (the cheaper) option."""
+        rows = [row(n) for n in names]
+        return max(zip(options, rows), key=lambda o: ((o[1]["dev"] or -1), (o[1]["kept"] or -1), -options.index(o[0])))[0]
+
+    def prune(name, weights):
+        """Free a finished run's 1.1 GB of optimizer state (no run here is resumed once done), and with weights its
+        model too (once its evaluations and diagnostic are on disk: what is reported stays)."""
+        for big in ("trainer_state.pt",) + (("model.safetensors", "lora.safetensors") if weights else ()):
+            if os.path.exists(os.path.join(R(name), big)):
+                os.remove(os.path.join(R(name), big))
+
+    chosen = res.setdefault("chosen", {})
+    if "real_dev" in parts:  # seed 0, protocol (c): lr x epochs of the baseline, then K, rho and LoRA's lr
+        grid = [(lr, e) for lr in cfg["lrs"] for e in cfg["epochs"]]
+        x.batch([job("docs", "baseline", [], 0, lr, e) for lr, e in grid])
+        lr, epochs = pick(grid, [f"real_docs_baseline_lr{lr}_e{e}_s0" for lr, e in grid])
+        then = [job("docs", f"aug{k}", ["--aug", k], 0, lr, epochs) for k in cfg["ks"]] + \
+               [job("docs", f"sam{r}", ["--sam", "--rho", r], 0, lr, epochs) for r in cfg["rhos"]] + \
+               [job("docs", "lora16", ["--lora", 16], 0, v, epochs) for v in cfg["lora_lrs"]]
+        x.batch(then)
+        chosen.update(lr=lr, epochs=epochs, K=pick(cfg["ks"], [f"real_docs_aug{k}_lr{lr}_e{epochs}_s0" for k in cfg["ks"]]),
+                      rho=pick(cfg["rhos"], [f"real_docs_sam{r}_lr{lr}_e{epochs}_s0" for r in cfg["rhos"]]),
+                      lora_lr=pick(cfg["lora_lrs"], [f"real_docs_lora16_lr{v}_e{epochs}_s0" for v in cfg["lora_lrs"]]))
+        names = [f"real_docs_baseline_lr{lr_}_e{e}_s0" for lr_, e in grid] + [name for name, _ in then]
+        res["dev"] = {n: row(n) for n in names}
+        for n in names:
+            prune(n, weights=False)
+        x.save()
+    if "real_table1" in parts:
+        lr, epochs, K, rho, lora_lr = (chosen.get(k, cfg[d][0]) for k, d in (("lr", "lrs"), ("epochs", "epochs"), ("K", "ks"), ("rho", "rhos"), ("lora_lr", "lora_lrs")))
+        sam = ["--sam", "--rho", rho]
+        arms = {"baseline": ([], lr, epochs), f"aug{K}": (["--aug", K], lr, epochs), f"sam{rho}": (sam, lr, epochs),
+                f"aug{K}+sam{rho}": (["--aug", K, *sam], lr, epochs), "para": ([], lr, epochs), "baseline_2x_epochs": ([], lr, 2 * epochs),
+                f"sam{rho}_every4": ([*sam, "--sam_every", 4], lr, epochs), "lora16": (["--lora", 16], lora_lr, epochs),
+                f"lora16+aug{K}": (["--lora", 16, "--aug", K], lora_lr, epochs),
+                "replay": (["--replay", replay, "--replay_ratio", cfg["replay_ratio"], "--qa_pack", 4], lr, epochs)}
+        if not res["base"]["replay_n"]:  # nothing the base answers, nothing to replay
+            del arms["replay"]
+        def label(arm):  # the 2x-epochs arm is a baseline run at 2x epochs (a dev run, if the grid had it)
+            return "baseline" if arm == "baseline_2x_epochs" else arm
+        def name_of(protocol, arm, s):
+            return f"real_{protocol}_{label(arm)}_lr{arms[arm][1]}_e{arms[arm][2]}_s{s}"
+        table = res.setdefault("table1", {})
+        for s, p in [(s, p) for s in cfg["seeds"] for p in PROTOCOLS]:  # a seed and protocol at a time, every arm, saved when done
+            x.batch([job(p, label(a), arms[a][0], s, arms[a][1], arms[a][2]) for a in arms])
+            for a in arms:
+                names = [name_of(p, a, t) for t in cfg["seeds"] if os.path.exists(os.path.join(R(name_of(p, a, t)), "job.json"))]
+                rows = [row(n) for n in names]
+                diag = [x.fact_loss(R(n), (f["new_docs"], f["new_para_heldout"], f["qa_new"]), x.device) for n in names]
+                table.setdefault(a, {})[p] = {
+                    **{k: x.mean_std([r[k] for r in rows]) for k in ("test", "dev", "kept", "tokens")},
+                    **{f"fact_loss_{k}": x.mean_std([d[k] for d in diag]) for k in ("formats", "paraphrases")},
+                    "per_seed_test": [r["test"] for r in rows], "per_seed_kept": [r["kept"] for r in rows], "seeds": len(names)}
+                for n in names:
+                    prune(n, weights=True)
+            x.save()
+
+def report(q, pm, per_seed_delta):
+    """The real-model part of README's Results, markdown (experiments/report.py calls it; pm: mean ± std in %)."""
+    cfg, base = q["config"], q.get("base", {})
+    print(f"SmolLM2-135M-Instruct (4-bit GGUF weights dequantized to fp32); {cfg['new']} new people (data/bios/tiers.py's new tier); "
+          f"kept set: {base.get('kept_n')} EntityQuestions {cfg['kept_split']} questions it answers 4-shot (of "
+          f"{12 * cfg['eq_per_split']}: {100 * (base.get('knowledge_test_em') or 0):.1f}%), replay: {base.get('replay_n')} train questions it "
+          f"answers. The base on the new people, 4-shot: {json.dumps({k: round(100 * v, 1) for k, v in base.get('new_4shot', {}).items()})}.\n")
+    if "dev" in q:
+        print("**Dev grid (seed 0, protocol (c) documents only): new dev people's 4-shot EM %, kept %, tokens**\n\n"
+              "| run | new dev EM | new test EM | kept | tokens |\n|---|---|---|---|---|")
+        for name, r in q["dev"].items():
+            print(f"| {name[len('real_docs_'):-len('_s0')]} | {100 * (r['dev'] or 0):.1f} | {100 * (r['test'] or 0):.1f} | "
+                  f"{100 * (r['kept'] or 0):.1f} | {r['tokens']} |")
+        print(f"\nChosen on dev: {q.get('chosen')}\n")
+    if "table1" in q:
+        print("**Table 1, real model: new test people's EM % (knowledge acquired; (c): 4-shot after documents only, (b): zero-shot after "
+              "mixed training), EM % on the EntityQuestions questions it answered before (knowledge kept); per-seed difference to the "
+              "baseline in points; fact-token loss on the new people's documents in unseen formats / paraphrases**\n")
+        print("| arm | (c) docs: new | per seed vs baseline | kept | (b) mixed: new | per seed vs baseline | kept | tokens (c) / (b) "
+              "| fact loss (c): formats / paraphrases | (b) |\n|---|---|---|---|---|---|---|---|---|---|")
+        b = q["table1"].get("baseline", {})
+        for arm, c in q["table1"].items():
+            d, m = c.get("docs", {}), c.get("mixed", {})
+            print(f"| {arm} | {pm(d.get('test'))} | {per_seed_delta(d.get('per_seed_test'), b.get('docs', {}).get('per_seed_test'))} | {pm(d.get('kept'))} "
+                  f"| {pm(m.get('test'))} | {per_seed_delta(m.get('per_seed_test'), b.get('mixed', {}).get('per_seed_test'))} | {pm(m.get('kept'))} "
+                  f"| {pm(d.get('tokens'), 1e-3, 0)}k / {pm(m.get('tokens'), 1e-3, 0)}k | {pm(d.get('fact_loss_formats'), 1, 2)} / "
+                  f"{pm(d.get('fact_loss_paraphrases'), 1, 2)} | {pm(m.get('fact_loss_formats'), 1, 2)} / {pm(m.get('fact_loss_paraphrases'), 1, 2)} |")
+        print()
+
+def figure(q, ax):
+    """Knowledge acquired against knowledge kept, every seed of every arm a dot (circles: (c) docs, crosses: (b) mixed)."""
+    for i, (arm, c) in enumerate(q.get("table1", {}).items()):
+        for p, marker in (("docs", "o"), ("mixed", "x")):
+            pts = [(k, t) for k, t in zip(c.get(p, {}).get("per_seed_kept", []), c.get(p, {}).get("per_seed_test", [])) if None not in (k, t)]
+            ax.scatter([100 * k for k, _ in pts], [100 * t for _, t in pts], marker=marker, color=f"C{i % 10}", label=arm if p == "docs" else None)
+    ax.set_xlabel("knowledge kept: EM % on EntityQuestions it answered before")
+    ax.set_ylabel("knowledge acquired: new test people EM %")
+    ax.set_title("Real model (SmolLM2-135M): o (c) documents only, x (b) mixed", fontsize=9)
+    ax.legend(fontsize=6)
