@@ -3,11 +3,13 @@ Speed and memory of what matters, each figure measured in this run (ratios cance
 the device's matmul peak; train.py's step (tokens/s, MFU) packed and padded, on the mixed default data and on
 documents alone, against a Hugging Face Trainer with padding and with DataCollatorWithFlattening (padding-free);
 SAM, --sam_every 2 / 4 and --lora 16 against AdamW (time, memory, and the training state's bytes); probe.py (sampling and --fast) against a
-naive loop of `generate` calls.
+naive loop of `generate` calls, and the whole process of probing 500 questions (what a user waits for).
 
     python bench.py                         # CPU: the embedded default and a larger config -> bench.json
     python bench.py --configs default       # one config only
     python bench.py --configs default 0.5b --skip_probe   # on a GPU: add the ~0.5B config (bf16) and FSDP2
+    python bench.py --configs smollm2 --rounds 1 --rows 2 --probe_questions 8 --fast_questions 64   # the real model;
+        # its probe section asks SliCK's EntityQuestions (from ../shared/data/entityquestions/dataset.zip, or --eq_archive)
 
 Needs `accelerate` for the Trainer columns (pip install accelerate); it is not a runtime dependency.
 """
@@ -16,6 +18,7 @@ import importlib.util
 import json
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -38,7 +41,11 @@ CONFIGS = {  # name -> scratch model flags, global batch (examples of about 40 t
     "default": (["--n_layer", "4", "--n_head", "4", "--n_embd", "128"], 48),
     "large": (["--n_layer", "6", "--n_head", "8", "--n_embd", "256"], 48),
     "0.5b": (["--n_layer", "24", "--n_head", "16", "--n_embd", "1024"], 256),
+    "smollm2": (None, 8),  # SmolLM2-135M-Instruct (data/smollm2/prepare.py), not a scratch model: 8 examples a step
 }
+SMOLLM2 = os.path.join(HERE, "data", "smollm2", "SmolLM2-135M-Instruct")
+SMOLLM2_ARMS = ["adamw", "padded", "adamw_docs", "sam", "sam_every4", "lora16", "lora16_sam"]  # ~10 s a step on a CPU: the issue's arms
+SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()
 
 DATA = {"mixed": ["docs.jsonl", "qa.jsonl"], "docs": ["docs.jsonl"]}  # the default run's data, and documents alone
 
@@ -125,15 +132,16 @@ def state_mb(init, lora, sam, device):
     tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
     return sum({t.data_ptr(): t.nbytes for t in tensors}.values()) / 2**20  # by storage: a tied lm_head counts once
 
-def bench_probe(init, n_probe, n_fast, n_naive, device):
-    """probe.py at its defaults (sampling) and --fast against one generate() call per question, prompt and sample."""
+def bench_probe(init, qa, split, n_probe, n_fast, n_naive, device, eval_shots=0):
+    """probe.py at its defaults (sampling) and --fast against one generate() call per question, prompt and sample;
+    eval.py's greedy rate (eval_shots: few-shot, as a real model is evaluated)."""
     import probe
     from augment import qa_prompt
     model, tokenizer = load_model(init, device, torch.bfloat16 if device == "cuda" else torch.float32)
-    qa = os.path.join(BIOS, "qa.jsonl")
-    items, pool = data.read_qa(qa, "train"), data.read_qa(qa, "dev")
+    items, pool = data.read_qa(qa, split), data.read_qa(qa, "dev")
+    items = sorted(random.Random(0).sample(items, len(items)), key=lambda it: it["relation"])  # by relation: full batches, as in a whole file
     args = probe.get_args(["--model", init, "--qa", qa, "--out", os.devnull])
-    probe.probe(model, tokenizer, items[:8], pool, args)  # warm-up
+    probe.probe(model, tokenizer, items[:2], pool, args)  # warm-up
     decode, counted = probe.decode, [0]
 
     def counting_decode(model, ids, mask, stops, *a, n=1, **k):  # tokens probe.py must run: suffixes + answers
@@ -162,10 +170,29 @@ def bench_probe(init, n_probe, n_fast, n_naive, device):
                 n_tokens += enc["input_ids"].shape[1] + out.shape[1] - enc["input_ids"].shape[1]
     naive = n_naive / (time.perf_counter() - t)
     t = time.perf_counter()
-    evaluate(model, tokenizer, items[:256])
+    evaluate(model, tokenizer, items[:256], shots=eval_shots, pool=pool)
     return {"probe_q_per_s": ours, "fast_q_per_s": fast, "naive_q_per_s": naive, "speedup": ours / naive, "fast_over_sampling": fast / ours,
             "fast_over_naive": fast / naive, "eval_q_per_s": 256 / (time.perf_counter() - t),
             "naive_tokens_per_q": n_tokens / n_naive, "probe_tokens_per_q": counted[0] / n_probe, "params": sum(p.numel() for p in model.parameters())}
+
+def whole_process(model, qa, split, n, rates, tmp):
+    """What a user waits for: `python probe.py --fast` on n questions of `split`, start to exit, measured. The sampling
+    probe's and the naive loop's whole processes, hours on a CPU, are estimated: the same fixed part (a process that
+    starts, imports and loads the model, measured) plus n questions at the rates bench_probe measured."""
+    lines = [l for l in open(qa) if l.strip()]
+    splits = [json.loads(l).get("split") for l in lines]
+    asked = random.Random(0).sample([l for l, s in zip(lines, splits) if s == split], n)
+    sub, t0 = os.path.join(tmp, "whole.jsonl"), time.perf_counter()
+    with open(sub, "w") as f:
+        f.writelines([l for l, s in zip(lines, splits) if s == "dev"] + asked)
+    subprocess.run([sys.executable, "-c", f"from data.models import load_model; import probe; load_model({model!r})"], cwd=HERE, check=True)
+    t1 = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(HERE, "probe.py"), "--model", model, "--qa", sub, "--split", split, "--fast",
+                    "--out", os.path.join(tmp, "whole_probe.jsonl")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fixed, fast = t1 - t0, time.perf_counter() - t1
+    sampling, naive = fixed + n / rates["probe_q_per_s"], fixed + n / rates["naive_q_per_s"]
+    return {"whole_questions": n, "fixed_s": fixed, "fast_whole_s": fast, "sampling_whole_s": sampling, "naive_whole_s": naive,
+            "fast_over_sampling_whole": sampling / fast, "fast_over_naive_whole": naive / fast}
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -179,6 +206,9 @@ def main():
     p.add_argument("--probe_train_steps", type=int, default=300, help="train.py steps of the model that is probed")
     p.add_argument("--fast_questions", type=int, default=256, help="questions for probe.py --fast's rate")
     p.add_argument("--naive_questions", type=int, default=2, help="questions for the naive loop's rate (170 generate calls each)")
+    p.add_argument("--whole_questions", type=int, default=500, help="questions of the whole-process probe.py --fast run (0: none)")
+    p.add_argument("--eq_archive", default=os.path.join(HERE, "..", "shared", "data", "entityquestions", "dataset.zip"),
+                   help="EntityQuestions release archive, for --configs smollm2's probe section")
     p.add_argument("--skip_trainer", action="store_true", help="skip the Hugging Face Trainer comparison")
     p.add_argument("--out", default="bench.json", help="write the results here")
     args = p.parse_args()
@@ -196,10 +226,11 @@ def main():
     print(f"matmul peak ({dtype}): {peak / 1e12:.2f} TFLOP/s")
     tmp = tempfile.mkdtemp()
     for name in args.configs:
-        init = os.path.join(tmp, f"init_{name}")  # one model + tokenizer that every arm starts from
-        subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", init, "--max_steps", "1",
+        init = SMOLLM2 if name == "smollm2" else os.path.join(tmp, f"init_{name}")  # one model + tokenizer that every arm starts from
+        subprocess.run([sys.executable, os.path.join(HERE, "data", "smollm2", "prepare.py")] if name == "smollm2" else
+                       [sys.executable, os.path.join(HERE, "train.py"), "--out_dir", init, "--max_steps", "1",
                         "--data", os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl"), *CONFIGS[name][0]],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL)
         batch = CONFIGS[name][1]
         flags = ["--log_every", str(args.log_every), "--peak_tflops", str(peak / 1e12), "--batch_size", str(batch)]
         r = {}
@@ -208,6 +239,8 @@ def main():
                 "sam_every4": ["--sam", "--sam_every", "4"], "lora16": ["--lora", "16"], "lora16_sam": ["--lora", "16", "--sam"]}
         if cuda and name == "0.5b":
             arms.update({"adamw_fsdp": ["--fsdp"], "sam_fsdp": ["--sam", "--fsdp"]})
+        if name == "smollm2":
+            arms = {k: arms[k] for k in SMOLLM2_ARMS}
         rows = {arm: [] for arm in arms}  # rounds of every arm in turn: a machine that drifts over minutes slows all arms alike
         for rnd in range(args.rounds):
             for arm, extra in arms.items():
@@ -218,13 +251,14 @@ def main():
             print(f"  [{name}] train.py {arm:<12} {a['tokens_per_s']:>10.0f} tok/s  {a['step_s'] * 1000:8.1f} ms/step  MFU {100 * a['mfu']:5.1f}%"
                   f"  peak mem {a['peak_mem_mb']:8.0f} MB", flush=True)
         r["params"] = n_params = sum(t.numel() for t in load_file(os.path.join(init, "model.safetensors")).values())
-        for arm in ("sam", "sam_every2", "sam_every4", "lora16", "lora16_sam"):
+        for arm in [a for a in ("sam", "sam_every2", "sam_every4", "lora16", "lora16_sam") if a in arms]:
             r[f"{arm}_step_ratio"] = r[arm]["step_s"] / r["adamw"]["step_s"]
         r["sam_extra_mem_over_param_bytes"] = (r["sam"]["peak_mem_mb"] - r["adamw"]["peak_mem_mb"]) * 2**20 / (4 * n_params)
         # the training state counted tensor by tensor (what LoRA saves; on a CPU peak RSS cannot show it)
         r["state_mb"] = {arm: state_mb(init, lora, sam, device) for arm, lora, sam in
                          (("adamw", 0, False), ("sam", 0, True), ("lora16", 16, False), ("lora16_sam", 16, True))}
-        r["packed_over_padded"] = {f"{k}{d}": r[f"{k}{d}"]["tokens_per_s"] / r[f"padded{d}"]["tokens_per_s"] for k in ("pack1", "adamw", "pack4") for d in ("", "_docs")}
+        r["packed_over_padded"] = {f"{k}{d}": r[f"{k}{d}"]["tokens_per_s"] / r[f"padded{d}"]["tokens_per_s"] for k in ("pack1", "adamw", "pack4")
+                                   for d in ("", "_docs") if f"{k}{d}" in r and f"padded{d}" in r}
         if not args.skip_trainer:
             steps = args.log_every * (args.rows * args.rounds + args.warmup_rows)
             for d in ("mixed", "docs"):
@@ -233,24 +267,29 @@ def main():
                     r[key] = trainer_tokens_per_s(init, batch, steps, cuda, d, flat)
                     r[f"ours_over_{key}"] = r["adamw" + ("_docs" if d == "docs" else "")]["tokens_per_s"] / r[key]
         results["configs"][name] = r
-        print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}; packed / padded tokens/s, rows of 1x / 2x (default) / 4x the longest: "
-              + ", ".join(f"{d or 'mixed'} " + " / ".join(f"{r['packed_over_padded'][k + d]:.2f}" for k in ("pack1", "adamw", "pack4")) for d in ("", "_docs")))
+        print(f"  [{name}] {n_params / 1e6:.1f}M params, batch {batch}; packed / padded tokens/s (pack1 / adamw / pack4: rows of 1x / 2x "
+              f"(default) / 4x the longest): " + ", ".join(f"{k} {v:.2f}" for k, v in r["packed_over_padded"].items()))
         # SAM's 2.0 floor holds for the forward-backward only (the batch and the AdamW update are not doubled). Memory:
         # GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
-        print(f"  step time over AdamW: SAM {r['sam_step_ratio']:.2f}, --sam_every 2 {r['sam_every2_step_ratio']:.2f}, --sam_every 4 "
-              f"{r['sam_every4_step_ratio']:.2f}, --lora 16 {r['lora16_step_ratio']:.2f}, --lora 16 --sam {r['lora16_sam_step_ratio']:.2f}")
+        print("  step time over AdamW: " + ", ".join(f"{k[:-len('_step_ratio')]} {v:.2f}" for k, v in r.items() if k.endswith("_step_ratio")))
         print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
         print("  training state (weights, grads, AdamW moments, SAM's copy of w; no activations): "
               + ", ".join(f"{arm} {mb:.1f} MB" for arm, mb in r["state_mb"].items()))
         for key in [k for k in r if k.startswith("ours_over_")]:
             print(f"  {key[len('ours_over_'):]:<20} {r[key[len('ours_over_'):]]:>10.0f} tok/s  -> train.py / it = {r[key]:.2f}")
     if not args.skip_probe:
-        # a model that has learned the QA format, so answers end at a newline as they do when probing for real
-        # (an untrained one runs every row to --max_new_tokens: 4-7x the work of a real probe, for both loops)
-        model_dir = os.path.join(tmp, "probe_model")
-        subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", model_dir, "--max_steps", str(args.probe_train_steps),
-                        "--qa_pack", "4", *CONFIGS[args.configs[0]][0]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        results["probe"] = pr = bench_probe(model_dir, args.probe_questions, args.fast_questions, args.naive_questions, device)
+        if args.configs[0] == "smollm2":  # the real model on SliCK's data: EntityQuestions test questions, evaluated 4-shot
+            model_dir, qa, split, shots = SMOLLM2, os.path.join(tmp, "eq.jsonl"), "test", 4
+            subprocess.run([sys.executable, os.path.join(HERE, "data", "entityquestions", "prepare.py"), "--archive", args.eq_archive, "--relations",
+                            *SLICK_RELATIONS, "--max_per_split", str(-(-args.whole_questions // 12)), "--out", qa], check=True, stdout=subprocess.DEVNULL)
+        else:  # a model that has learned the QA format, so answers end at a newline as they do when probing for real
+            # (an untrained one runs every row to --max_new_tokens: 4-7x the work of a real probe, for both loops)
+            model_dir, qa, split, shots = os.path.join(tmp, "probe_model"), os.path.join(BIOS, "qa.jsonl"), "train", 0
+            subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--out_dir", model_dir, "--max_steps", str(args.probe_train_steps),
+                            "--qa_pack", "4", *CONFIGS[args.configs[0]][0]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        results["probe"] = pr = bench_probe(model_dir, qa, split, args.probe_questions, args.fast_questions, args.naive_questions, device, shots)
+        if args.whole_questions:
+            pr |= whole_process(model_dir, qa, split, args.whole_questions, pr, tmp)
         # the limit: 2N forward FLOPs a token probe.py runs (suffixes and answers; shared prefixes are negligible)
         limit_q_per_s = peak / (2 * pr["params"] * pr["probe_tokens_per_q"])
         print(f"\n[probe, {args.configs[0]} model, defaults: 10 prompts x (1 greedy + 16 samples)]")
@@ -258,7 +297,12 @@ def main():
         print(f"  probe.py / naive {pr['speedup']:.1f}x | --fast / probe.py {pr['fast_over_sampling']:.1f}x | --fast / naive {pr['fast_over_naive']:.0f}x")
         print(f"  the forward FLOPs it needs ({pr['probe_tokens_per_q']:.0f} tokens a question) at the measured peak allow {limit_q_per_s:.0f} q/s:"
               f" probe.py runs at {100 * pr['probe_q_per_s'] / limit_q_per_s:.0f}% of that limit")
-        print(f"  eval.py (greedy, batched) {pr['eval_q_per_s']:.1f} q/s")
+        print(f"  eval.py (greedy, batched{', 4-shot' if shots else ''}) {pr['eval_q_per_s']:.1f} q/s")
+        if args.whole_questions:
+            print(f"  whole process, {pr['whole_questions']} questions: `probe.py --fast` {pr['fast_whole_s']:.0f} s (measured; of it "
+                  f"{pr['fixed_s']:.0f} s start + imports + model load) | probe.py {pr['sampling_whole_s']:.0f} s | naive {pr['naive_whole_s']:.0f} s "
+                  f"(that fixed part + the questions at the rates above) -> --fast / probe.py {pr['fast_over_sampling_whole']:.1f}x, "
+                  f"--fast / naive {pr['fast_over_naive_whole']:.0f}x")
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
 
