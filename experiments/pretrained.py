@@ -30,6 +30,8 @@ import shutil
 import subprocess
 import sys
 
+from data import CATEGORIES  # (reproduce.py puts the repository root on the path)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {  # base_steps: pretraining; *_epochs: passes over the new data; fracs: SliCK's shares of Unknown items; model: the base's size
     "smoke": dict(known=12, longtail=6, new=8, base_steps=150, seeds=[0], cpt_epochs=2, doc_epochs=2, qa_epochs=1,
@@ -124,53 +126,7 @@ def run(parts, x):
                 res["table1"].setdefault(a, {})["mixed"] = cell([f"pt_mix_{a}_lr{lr}_s{s}" for s in seeds])
             x.save()
     if "pt_table2" in parts:
-        lrs = cfg["ft_lrs"]
-        def job(m, s, lr_):
-            return (f"pt_g_{m}_lr{lr_}_s{s}", [["gradual.py", "--model", base(s), "--qa", f["qa_slick"], "--out_dir", R(f"pt_g_{m}_lr{lr_}_s{s}"),
-                                                 "--baseline", m, "--seed", s, "--stage_steps", cfg["stage_steps"], "--select_every", cfg["select_every"],
-                                                 "--lr", lr_, "--warmup", 5, "--batch_size", 16, *cfg["probe"]]])
-        def share_probes(names, s):  # the base model's probes, made by the seed's first run, serve every run of the seed
-            for name in names:
-                os.makedirs(R(name), exist_ok=True)
-                for p in ("probe_base.jsonl", "probe_base_seed2.jsonl", "probe_base_test.jsonl"):
-                    src = os.path.join(R(f"pt_g_one_stage_lr{lrs[0]}_s{s}"), p)
-                    if os.path.exists(src) and not os.path.exists(os.path.join(R(name), p)):
-                        shutil.copy(src, os.path.join(R(name), p))
-        x.batch([job("one_stage", s, lrs[0]) for s in seeds])
-        share_probes([f"pt_g_one_stage_lr{v}_s0" for v in lrs[1:]], 0)
-        x.batch([job("one_stage", 0, v) for v in lrs[1:]])
-        stage1_dev = lambda v: x.metrics(os.path.join(f"pt_g_one_stage_lr{v}_s0", "stage1", "best" if cfg["select_every"] else "")).get("dev_exact_match", -1)  # noqa: E731
-        ft = chosen["ft_lr"] = max(lrs, key=stage1_dev)
-        for s in seeds:
-            share_probes([f"pt_g_{m}_lr{ft}_s{s}" for m in GRADUAL_MODES], s)
-        # SliCK's core experiment: a fixed-size fine-tuning set, a share of it Unknown to the base, the rest known to it
-        # (HighlyKnown, MaybeKnown or WeaklyKnown); test EM at the best dev step (early stop) and at the end
-        jobs = []
-        for s in seeds:
-            probes = R(f"pt_g_one_stage_lr{lrs[0]}_s{s}")
-            cats = {r["id"]: r["category"] for r in map(json.loads, open(os.path.join(probes, "probe_base.jsonl")))}
-            items = {it["id"]: it for it in map(json.loads, open(f["qa_slick"])) if it["split"] == "train"}
-            unknown, known = ([items[k] for k in sorted(cats) if (cats[k] == "Unknown") == u] for u in (True, False))
-            n = min(len(unknown), len(known), cfg["unk_n"])
-            res.setdefault("unknown_n", {})[str(s)] = n
-            for frac in cfg["fracs"]:
-                rng, name = random.Random(f"{s}:{frac}"), f"pt_unk{frac}_lr{ft}_s{s}"
-                chosen_items = rng.sample(unknown, round(frac * n)) + rng.sample(known, n - round(frac * n))
-                os.makedirs(R(name), exist_ok=True)
-                data = os.path.join(x.runs, f"{name}_data.jsonl")
-                with open(data, "w") as out:
-                    out.writelines(json.dumps({k: v for k, v in it.items() if k != "split"}) + "\n" for it in chosen_items)
-                jobs.append((name, [["train.py", "--init_from", base(s), "--data", data, "--out_dir", R(name), "--seed", s, "--epochs", cfg["unk_epochs"],
-                                     "--lr", ft, "--warmup", 5, "--batch_size", 16, "--eval_qa", f["qa_slick"], "--eval_every", max(1, n // 16),
-                                     "--keep_best"], evaluated(os.path.join(R(name), "best"), f["qa_slick"], "test.json", "--split", "test",
-                                                               "--probe", os.path.join(probes, "probe_base_test.jsonl"))]))
-        x.batch(jobs + [job(m, s, ft) for m in GRADUAL_MODES for s in seeds])
-        res["unknown"] = {str(frac): {"early_stop": x.mean_std([load(os.path.join(R(f"pt_unk{frac}_lr{ft}_s{s}"), "best"), "test.json").get("exact_match") for s in seeds]),
-                                      "end": x.mean_std([x.metrics(f"pt_unk{frac}_lr{ft}_s{s}").get("test_exact_match") for s in seeds]),
-                                      "best_step": x.mean_std([load(os.path.join(R(f"pt_unk{frac}_lr{ft}_s{s}"), "best"), "args.json").get("step") for s in seeds]),
-                                      "curve": x.curve([f"pt_unk{frac}_lr{ft}_s{s}" for s in seeds])} for frac in cfg["fracs"]}
-        res["table2"] = {m: [json.load(open(os.path.join(R(f"pt_g_{m}_lr{ft}_s{s}"), "report.json"))) for s in seeds
-                             if os.path.exists(os.path.join(R(f"pt_g_{m}_lr{ft}_s{s}"), "report.json"))] for m in GRADUAL_MODES}
+        table2(x, cfg, base, f["qa_slick"], "pt", res)
         x.save()
     if "pt_table1_docs" in parts:  # protocol (a): documents only, then QA tuning (after Table 2: it costs as much as (b))
         docs = lambda a: [f["new_docs"], *([f["new_para"]] if a == "para" else [])]  # noqa: E731
@@ -185,3 +141,74 @@ def run(parts, x):
             c["tokens"] = x.mean_std([x.metrics(f"pt_doc_{a}_lr{lr}_s{s}").get("tokens", 0) +  # both steps: documents, then QA
                                       x.metrics(f"pt_seq_{a}_lr{lr}_qa{qa_lr}_s{s}").get("tokens", 0) for s in seeds])
         x.save()
+
+def table2(x, cfg, base, pool, prefix, res, gradual_flags=()):
+    """SliCK's experiment and gradual.py against its baselines, from a base model (base(seed): its folder) on a QA pool
+    (train: probed and fine-tuned on; dev: exemplars and model selection; test). Runs are named prefix_*; the results
+    go to res (chosen ft_lr, unknown, unknown_curves, table2). gradual_flags: more flags for every gradual.py run."""
+    R = lambda name: os.path.join(x.runs, name)  # noqa: E731
+    load = lambda d, name: json.load(open(os.path.join(d, name))) if os.path.exists(os.path.join(d, name)) else {}  # noqa: E731
+    seeds, lrs = cfg["seeds"], cfg["ft_lrs"]
+    def job(m, s, lr_):
+        return (f"{prefix}_g_{m}_lr{lr_}_s{s}", [["gradual.py", "--model", base(s), "--qa", pool, "--out_dir", R(f"{prefix}_g_{m}_lr{lr_}_s{s}"),
+                                                  "--baseline", m, "--seed", s, "--stage_steps", cfg["stage_steps"], "--select_every", cfg["select_every"],
+                                                  "--lr", lr_, "--warmup", 5, "--batch_size", 16, *cfg["probe"], *gradual_flags]])
+    def share_probes(names, s):  # the base model's probes, made by the seed's first run, serve every run of the seed
+        for name in names:
+            os.makedirs(R(name), exist_ok=True)
+            for p in ("probe_base.jsonl", "probe_base_seed2.jsonl", "probe_base_test.jsonl"):
+                src = os.path.join(R(f"{prefix}_g_one_stage_lr{lrs[0]}_s{s}"), p)
+                if os.path.exists(src) and not os.path.exists(os.path.join(R(name), p)):
+                    shutil.copy(src, os.path.join(R(name), p))
+    x.batch([job("one_stage", s, lrs[0]) for s in seeds])
+    share_probes([f"{prefix}_g_one_stage_lr{v}_s0" for v in lrs[1:]], 0)
+    x.batch([job("one_stage", 0, v) for v in lrs[1:]])
+    stage1_dev = lambda v: x.metrics(os.path.join(f"{prefix}_g_one_stage_lr{v}_s0", "stage1", "best" if cfg["select_every"] else "")).get("dev_exact_match", -1)  # noqa: E731
+    ft = res.setdefault("chosen", {})["ft_lr"] = max(lrs, key=stage1_dev)
+    for s in seeds:
+        share_probes([f"{prefix}_g_{m}_lr{ft}_s{s}" for m in GRADUAL_MODES], s)
+    # SliCK's core experiment: a fixed-size fine-tuning set, a share of it Unknown to the base, the rest known to it
+    # (HighlyKnown, MaybeKnown or WeaklyKnown); test EM (zero-shot: the model is tuned to the QA format) at the best dev
+    # step (early stop) and at the end, by the test items' categories. Curves: at the middle share, seed 0, the same run
+    # twice more with the fine-tuning set's Unknown (then known) items as the "dev" split that train.py evaluates as it goes
+    jobs, mid = [], cfg["fracs"][len(cfg["fracs"]) // 2]
+    for s in seeds:
+        probes = R(f"{prefix}_g_one_stage_lr{lrs[0]}_s{s}")
+        cats = {r["id"]: r["category"] for r in map(json.loads, open(os.path.join(probes, "probe_base.jsonl")))}
+        items = {it["id"]: it for it in map(json.loads, open(pool)) if it["split"] == "train"}
+        unknown, known = ([items[k] for k in sorted(cats) if (cats[k] == "Unknown") == u] for u in (True, False))
+        n = min(len(unknown), len(known), cfg["unk_n"])
+        res.setdefault("unknown_n", {})[str(s)] = n
+        test_probe = os.path.join(probes, "probe_base_test.jsonl")
+        for frac in cfg["fracs"]:
+            rng, name = random.Random(f"{s}:{frac}"), f"{prefix}_unk{frac}_lr{ft}_s{s}"
+            chosen_items = rng.sample(unknown, round(frac * n)) + rng.sample(known, n - round(frac * n))
+            os.makedirs(R(name), exist_ok=True)
+            data = os.path.join(x.runs, f"{name}_data.jsonl")
+            with open(data, "w") as out:
+                out.writelines(json.dumps({k: v for k, v in it.items() if k != "split"}) + "\n" for it in chosen_items)
+            train = ["train.py", "--init_from", base(s), "--data", data, "--seed", s, "--epochs", cfg["unk_epochs"], "--lr", ft, "--warmup", 5,
+                     "--batch_size", 16, "--eval_every", max(1, n // 16)]
+            evals = [["eval.py", "--model", m, "--qa", pool, "--split", "test", "--probe", test_probe, "--out", os.path.join(m, "test.json")]
+                     for m in (os.path.join(R(name), "best"), R(name))]
+            jobs.append((name, [[*train, "--out_dir", R(name), "--eval_qa", pool, "--keep_best"], *evals]))
+            if frac == mid and s == seeds[0]:
+                for kind, group in (("unknown", [it for it in chosen_items if cats[it["id"]] == "Unknown"]),
+                                    ("known", [it for it in chosen_items if cats[it["id"]] != "Unknown"])):
+                    curve_qa = os.path.join(x.runs, f"{name}_curve_{kind}.jsonl")
+                    with open(curve_qa, "w") as out:
+                        out.writelines(json.dumps({**it, "split": "dev"}) + "\n" for it in group)
+                    jobs.append((f"{name}_curve_{kind}", [[*train, "--out_dir", R(f"{name}_curve_{kind}"), "--eval_qa", curve_qa]]))
+    x.batch(jobs + [job(m, s, ft) for m in GRADUAL_MODES for s in seeds])
+    def at(frac, where):  # the test evaluations of a share, over seeds (where: "best" for the early stop, "" for the end)
+        names = [f"{prefix}_unk{frac}_lr{ft}_s{s}" for s in seeds]  # (runs from before the end had its own eval: train.py's)
+        return [load(os.path.join(R(n), where), "test.json") or ({} if where else {"exact_match": x.metrics(n).get("test_exact_match")}) for n in names]
+    res["unknown"] = {str(frac): {
+        **{k: x.mean_std([e.get("exact_match") for e in at(frac, w)]) for k, w in (("early_stop", "best"), ("end", ""))},
+        **{f"{k}_by_category": {c: x.mean_std([e.get("by_category", {}).get(c, {}).get("exact_match") for e in at(frac, w)]) for c in CATEGORIES}
+           for k, w in (("early_stop", "best"), ("end", ""))},
+        "best_step": x.mean_std([load(os.path.join(R(f"{prefix}_unk{frac}_lr{ft}_s{s}"), "best"), "args.json").get("step") for s in seeds]),
+        "curve": x.curve([f"{prefix}_unk{frac}_lr{ft}_s{s}" for s in seeds])} for frac in cfg["fracs"]}
+    res["unknown_curves"] = {kind: x.curve([f"{prefix}_unk{mid}_lr{ft}_s{seeds[0]}_curve_{kind}"]) for kind in ("unknown", "known")}
+    res["table2"] = {m: [json.load(open(os.path.join(R(f"{prefix}_g_{m}_lr{ft}_s{s}"), "report.json"))) for s in seeds
+                         if os.path.exists(os.path.join(R(f"{prefix}_g_{m}_lr{ft}_s{s}"), "report.json"))] for m in GRADUAL_MODES}

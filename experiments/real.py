@@ -16,11 +16,16 @@ measured on EntityQuestions, SliCK's 12 relations.
   and paraphrases).
   Choices on dev, seed 0, protocol (c): the baseline's lr and epochs, then K, rho and LoRA's lr (new dev people's
   EM; ties go to knowledge kept, then to the cheaper setting). Protocol (b) uses the same.
+Table 2 (real_table2; SliCK and Li et al.) on SliCK's own data: the base's categories per relation on an
+EntityQuestions pool and the probe's noise, SliCK's %Unknown experiment and gradual.py against its baselines, by the
+pretrained regime's code (experiments/pretrained.py's table2) with SmolLM2 as the base and 4-shot evaluation in
+gradual.py (the base answers few-shot only; the %Unknown runs are QA-tuned, so zero-shot, as SliCK evaluates).
 
-Run by experiments/reproduce.py, cached and resumable (first seed 0 of every arm, then the other seeds):
+Run by experiments/reproduce.py, cached and resumable (seed 0 of every arm first, then the other seeds):
 
     python data/smollm2/prepare.py && python experiments/reproduce.py full --only real_base real_dev real_table1
-    python experiments/reproduce.py smoke --only pt_base real_base real_dev real_table1     # the test: a stand-in model
+    python experiments/reproduce.py full --only real_table2
+    python experiments/reproduce.py smoke --only pt_base pt_table2 real_base real_dev real_table1 real_table2   # seconds
 
 In smoke mode the pretrained regime's tiny base stands in for SmolLM2, and its known people's QA for EntityQuestions
 (no step of a 135M model fits in seconds): the same code paths, not the same numbers.
@@ -38,13 +43,17 @@ SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split(
 MODES = {  # new: new people (0: the pretrained regime's smoke world); eq_per_split: EntityQuestions items a relation and split;
     # kept_split: the split the kept set comes from (smoke: train, the only one its tiny base answers 4-shot)
     "smoke": dict(new=0, eq_per_split=0, kept_split="train", kept_max=20, replay_max=20, seeds=[0], lrs=[1e-3], epochs=[1], ks=[2], rhos=[0.05],
-                  lora_lrs=[3e-3], replay_ratio=0.25, batch=8),
+                  lora_lrs=[3e-3], replay_ratio=0.25, batch=8,
+                  slick=dict(per_split=0, seeds=[0], fracs=[0.0, 0.5, 1.0], unk_n=6, unk_epochs=2, ft_lrs=[1e-3], stage_steps=2, select_every=0, probe=["--fast"])),
     "quick": dict(new=40, eq_per_split=100, kept_split="test", kept_max=150, replay_max=150, seeds=[0], lrs=[3e-4], epochs=[8], ks=[4], rhos=[0.05],
-                  lora_lrs=[3e-3], replay_ratio=0.25, batch=8),
+                  lora_lrs=[3e-3], replay_ratio=0.25, batch=8,
+                  slick=dict(per_split=20, seeds=[0], fracs=[0.0, 0.5, 1.0], unk_n=50, unk_epochs=10, ft_lrs=[3e-5], stage_steps=30, select_every=0, probe=["--fast"])),
     "full": dict(new=40, eq_per_split=200, kept_split="test", kept_max=300, replay_max=300, seeds=[0, 1, 2], lrs=[3e-4, 1e-3], epochs=[8, 16],
-                 ks=[2, 4, 8], rhos=[0.05, 0.1], lora_lrs=[1e-3, 3e-3], replay_ratio=0.25, batch=8),
+                 ks=[2, 4, 8], rhos=[0.05, 0.1], lora_lrs=[1e-3, 3e-3], replay_ratio=0.25, batch=8,
+                 slick=dict(per_split=30, seeds=[0, 1, 2], fracs=[0.0, 0.25, 0.5, 0.75, 1.0], unk_n=100, unk_epochs=10, ft_lrs=[3e-5, 1e-5, 1e-4],
+                            stage_steps=40, select_every=10, probe=["--fast"])),
 }
-PARTS = ["real_base", "real_dev", "real_table1"]
+PARTS = ["real_base", "real_dev", "real_table1", "real_table2"]
 PROTOCOLS = ["docs", "mixed"]
 
 def setup(cfg, R):
@@ -179,9 +188,38 @@ def run(parts, x):
                 for n in names:
                     prune(n, weights=True)
             x.save()
+    if "real_table2" in parts:  # SliCK and gradual learning on EntityQuestions: the pretrained regime's Table 2 code, 4-shot evals for gradual
+        import pretrained
+        sc, pool = cfg["slick"], slick_pool(cfg, R)
+        t2 = res.setdefault("slick", {"config": sc})
+        pretrained.table2(x, sc, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
+        probes = R(f"real_g_one_stage_lr{sc['ft_lrs'][0]}_s{sc['seeds'][0]}")
+        t2["shares_by_relation"] = {split: shares(os.path.join(probes, f"probe_base{suffix}.jsonl"), pool)
+                                    for split, suffix in (("train", ""), ("test", "_test"))}
+        x.save()
 
-def report(q, pm, per_seed_delta):
-    """The real-model part of README's Results, markdown (experiments/report.py calls it; pm: mean ± std in %)."""
+def slick_pool(cfg, R):
+    """The SliCK pool: EntityQuestions, 12 relations, per_split items a relation and split (smoke: the tiered world's pool)."""
+    if not cfg["new"]:
+        return os.path.join(R("pt_world"), "qa_slick.jsonl")
+    pool = R("real_world/eq_slick.jsonl")
+    if not os.path.exists(pool):
+        subprocess.run([sys.executable, "data/entityquestions/prepare.py", "--archive", EQ_ARCHIVE, "--relations", *SLICK_RELATIONS,
+                        "--max_per_split", str(cfg["slick"]["per_split"]), "--out", pool], cwd=ROOT, check=True)
+    return pool
+
+def shares(probe_file, pool):
+    """The base model's category shares (%) per relation and over all, from a probe.py output."""
+    relation = {it["id"]: it["relation"] for it in map(json.loads, open(pool))}
+    by = {}
+    for r in map(json.loads, open(probe_file)):
+        for key in (relation[r["id"]], "all"):
+            by.setdefault(key, []).append(r["category"])
+    return {k: {c: 100 * v.count(c) / len(v) for c in ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")} | {"n": len(v)} for k, v in sorted(by.items())}
+
+def report(q, pm, per_seed_delta, gradual_table):
+    """The real-model part of README's Results, markdown (experiments/report.py calls it with its pm, per_seed_delta and
+    gradual_table)."""
     cfg, base = q["config"], q.get("base", {})
     print(f"SmolLM2-135M-Instruct (4-bit GGUF weights dequantized to fp32); {cfg['new']} new people (data/bios/tiers.py's new tier); "
           f"kept set: {base.get('kept_n')} EntityQuestions {cfg['kept_split']} questions it answers 4-shot (of "
@@ -208,6 +246,8 @@ def report(q, pm, per_seed_delta):
                   f"| {pm(d.get('tokens'), 1e-3, 0)}k / {pm(m.get('tokens'), 1e-3, 0)}k | {pm(d.get('fact_loss_formats'), 1, 2)} / "
                   f"{pm(d.get('fact_loss_paraphrases'), 1, 2)} | {pm(m.get('fact_loss_formats'), 1, 2)} / {pm(m.get('fact_loss_paraphrases'), 1, 2)} |")
         print()
+    if "slick" in q:
+        slick_report(q["slick"], pm, gradual_table)
 
 def figure(q, ax):
     """Knowledge acquired against knowledge kept, every seed of every arm a dot (circles: (c) docs, crosses: (b) mixed)."""
@@ -219,3 +259,34 @@ def figure(q, ax):
     ax.set_ylabel("knowledge acquired: new test people EM %")
     ax.set_title("Real model (SmolLM2-135M): o (c) documents only, x (b) mixed", fontsize=9)
     ax.legend(fontsize=6)
+
+def slick_report(t, pm, gradual_table):
+    """Table 2 on the real model: what it knows, SliCK's experiment, gradual.py against its baselines."""
+    cats = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+    print("**What SmolLM2-135M-Instruct knows: SliCK categories (%) of EntityQuestions questions, probe.py --fast (10 prompts of "
+          "4 exemplars), seed 0** (SliCK's PaLM-2-M over its 12 relations: 24 / 23 / 17 / 36)\n\n| relation | train pool: n | "
+          + " | ".join(cats) + " | test: n | " + " | ".join(cats) + " |\n" + "|---" * 11 + "|")
+    by = t.get("shares_by_relation", {})
+    for rel in by.get("train", {}):
+        tr, te = by["train"][rel], by.get("test", {}).get(rel, {})
+        print(f"| {rel} | {tr['n']} | " + " | ".join(f"{tr[c]:.1f}" for c in cats) + f" | {te.get('n', '')} | "
+              + " | ".join(f"{te[c]:.1f}" if c in te else "" for c in cats) + " |")
+    noise = [rep["probe_noise"] for rep in t.get("table2", {}).get("one_stage", [])]
+    if noise:
+        changed = [sum(m[a][b] for a in cats for b in cats if a != b) / sum(m[a][b] for a in cats for b in cats) for m in noise]
+        print(f"\nProbe noise: the train pool probed twice (seeds s and s + 1), {100 * min(changed):.1f}-{100 * max(changed):.1f}% of "
+              f"the questions change category by chance ({len(noise)} seed(s)).\n")
+    if "unknown" in t:
+        print(f"**SliCK's experiment on the real model: {' / '.join(map(str, t.get('unknown_n', {}).values()))} fine-tuning items a seed, a share of them Unknown to the base "
+              "(the rest known), QA fine-tuning; test EM % zero-shot (the model is tuned to the QA format) at the best dev step and at the "
+              "end, and at the end by the test items' base categories**\n")
+        print("| Unknown share | early stop | end | best step | end: " + " / ".join(cats) + " |\n|---|---|---|---|---|")
+        for frac, c in t["unknown"].items():
+            print(f"| {100 * float(frac):.0f}% | {pm(c['early_stop'])} | {pm(c['end'])} | {pm(c['best_step'], 1, 0)} | "
+                  + " / ".join(pm(c.get("end_by_category", {}).get(k)) for k in cats) + " |")
+        curves = t.get("unknown_curves", {})
+        print("\nTrain accuracy (EM %) of the fine-tuning set's Unknown and known items as training goes (the middle share, seed 0): "
+              + "; ".join(f"{kind}: " + ", ".join(f"step {st} {100 * v:.0f}" for st, v in pts) for kind, pts in curves.items()) + "\n")
+    if "table2" in t:
+        print("**gradual.py against same-budget baselines, real model (EntityQuestions train pool; test: its test split, 4-shot at every stage)**\n")
+        gradual_table(t["table2"])

@@ -138,16 +138,18 @@ def figures(r, out_dir):
             ax.set_title(f"Table 1, {name} regime (dots: seeds)")
             ax.legend(fontsize=7)
         written.append(save_figure(fig, out_dir, "table1.png"))
-    if p.get("unknown"):
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        fr = [100 * float(f) for f in p["unknown"]]
-        for key, label in (("early_stop", "early stop (dev)"), ("end", "end of training")):
-            cells = [c[key] or {"mean": float("nan"), "std": 0} for c in p["unknown"].values()]
-            ax.errorbar(fr, [100 * c["mean"] for c in cells], yerr=[100 * c["std"] for c in cells], marker="o", capsize=3, label=label)
-        ax.set_xlabel("Unknown items in the fine-tuning set (%)")
-        ax.set_ylabel("test EM %")
-        ax.set_title("SliCK's experiment, pretrained regime")
-        ax.legend(fontsize=8)
+    unknown = [(name, u) for name, u in (("pretrained regime", p.get("unknown")), ("real model", r.get("real", {}).get("slick", {}).get("unknown"))) if u]
+    if unknown:
+        fig, axes = plt.subplots(1, len(unknown), figsize=(5 * len(unknown), 3.6), squeeze=False)
+        for ax, (name, u) in zip(axes[0], unknown):
+            fr = [100 * float(f) for f in u]
+            for key, label in (("early_stop", "early stop (dev)"), ("end", "end of training")):
+                cells = [c[key] or {"mean": float("nan"), "std": 0} for c in u.values()]
+                ax.errorbar(fr, [100 * c["mean"] for c in cells], yerr=[100 * c["std"] for c in cells], marker="o", capsize=3, label=label)
+            ax.set_xlabel("Unknown items in the fine-tuning set (%)")
+            ax.set_ylabel("test EM %")
+            ax.set_title(f"SliCK's experiment, {name}")
+            ax.legend(fontsize=8)
         written.append(save_figure(fig, out_dir, "unknown.png"))
     curves = [(f"pretrained: {a}", c["mixed"]["curve"]) for a, c in p.get("table1", {}).items()] + \
              [(f"scratch: {n.replace('mixed_', '')}", c["curve"]) for n, c in r.get("sweeps", {}).items()]
@@ -228,7 +230,7 @@ def main(argv=None):
         pretrained_section(r["pretrained"])
     if "real" in r:
         print("## The real model\n")
-        real.report(r["real"], pm, per_seed_delta)
+        real.report(r["real"], pm, per_seed_delta, gradual_table)
     for path in figures(r, args.figures or os.path.dirname(os.path.abspath(args.results))):
         print(f"figure: {path}")
 

@@ -12,7 +12,9 @@ Two regimes. From scratch (a model trained on the very facts it is tested on), p
 mixed training, with dev learning curves), table1 (Zhu et al.: arms x protocols, fact-token diagnostic), search
 (baseline and SAM in other settings: 2x steps in full mode), table2 (Li et al.: gradual.py against its
 baselines), large (only when asked). Pretrained (a base model that knows people learns new ones: see
-experiments/pretrained.py), parts: pt_base, pt_sweeps, pt_table1, pt_table2, pt_table1_docs. Runs go to experiments/runs/MODE/NAME/ (a
+experiments/pretrained.py), parts: pt_base, pt_sweeps, pt_table1, pt_table2, pt_table1_docs. A real model (SmolLM2-135M
+learns new people; SliCK and gradual learning on EntityQuestions: see experiments/real.py), parts: real_base, real_dev,
+real_table1, real_table2. Runs go to experiments/runs/MODE/NAME/ (a
 finished run is skipped when the script runs again); results to experiments/results/MODE/results.json.
 Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's fine-tuning
 lr and per-stage checkpoint); the test split is read once, at a run's end.

@@ -26,7 +26,12 @@ def test_reproduce_smoke(tmp_path):
     assert q["base"]["kept_n"] > 0 and q["base"]["kept_em"] == 1.0 and set(q["chosen"]) == {"lr", "epochs", "K", "rho", "lora_lr"}
     assert len(q["table1"]) == 10 and all(c[p]["test"] and c[p]["kept"] and c[p]["tokens"] and c[p]["fact_loss_formats"]
                                           for c in q["table1"].values() for p in ("docs", "mixed"))
+    t = q["slick"]  # its Table 2: shares by relation, SliCK's experiment with curves, gradual.py and its baselines
+    assert t["shares_by_relation"]["train"]["all"]["n"] > 0 and set(t["unknown"]) == {"0.0", "0.5", "1.0"}
+    assert all(c["early_stop"] and c["end"] for c in t["unknown"].values()) and all(t["unknown_curves"].values())
+    assert all(t["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
     report = run("experiments/report.py", tmp_path / "results" / "smoke" / "results.json").stdout
     assert "Table 1" in report and "Table 2" in report and "## The pretrained regime" in report and "SliCK's experiment" in report
+    assert "## The real model" in report and "What SmolLM2-135M-Instruct knows" in report
     if importlib.util.find_spec("matplotlib"):
         assert all((tmp_path / "results" / "smoke" / f).exists() for f in ("table1.png", "unknown.png", "curves.png"))
