@@ -295,7 +295,7 @@ def main():
         print(f"\n[probe, {args.configs[0]} model, defaults: 10 prompts x (1 greedy + 16 samples)]")
         print(f"  probe.py {pr['probe_q_per_s']:.2f} q/s | --fast {pr['fast_q_per_s']:.1f} q/s | naive generate loop {pr['naive_q_per_s']:.3f} q/s")
         print(f"  probe.py / naive {pr['speedup']:.1f}x | --fast / probe.py {pr['fast_over_sampling']:.1f}x | --fast / naive {pr['fast_over_naive']:.0f}x")
-        print(f"  the forward FLOPs it needs ({pr['probe_tokens_per_q']:.0f} tokens a question) at the measured peak allow {limit_q_per_s:.0f} q/s:"
+        print(f"  the forward FLOPs it needs ({pr['probe_tokens_per_q']:.0f} tokens a question) at the measured peak allow {limit_q_per_s:.3g} q/s:"
               f" probe.py runs at {100 * pr['probe_q_per_s'] / limit_q_per_s:.0f}% of that limit")
         print(f"  eval.py (greedy, batched{', 4-shot' if shots else ''}) {pr['eval_q_per_s']:.1f} q/s")
         if args.whole_questions:
