@@ -152,11 +152,14 @@ def run(parts, x):
         grid = [(lr, e) for lr in cfg["lrs"] for e in cfg["epochs"]]
         x.batch([job("docs", "baseline", [], 0, lr, e) for lr, e in grid])
         lr, epochs = pick(grid, [f"real_docs_baseline_lr{lr}_e{e}_s0" for lr, e in grid])
+        res["dev"] = {n: row(n) for n in [f"real_docs_baseline_lr{lr_}_e{e}_s0" for lr_, e in grid]}  # saved as it comes
+        chosen.update(lr=lr, epochs=epochs)
+        x.save()
         then = [job("docs", f"aug{k}", ["--aug", k], 0, lr, epochs) for k in cfg["ks"]] + \
                [job("docs", f"sam{r}", ["--sam", "--rho", r], 0, lr, epochs) for r in cfg["rhos"]] + \
                [job("docs", "lora16", ["--lora", 16], 0, v, epochs) for v in cfg["lora_lrs"]]
         x.batch(then)
-        chosen.update(lr=lr, epochs=epochs, K=pick(cfg["ks"], [f"real_docs_aug{k}_lr{lr}_e{epochs}_s0" for k in cfg["ks"]]),
+        chosen.update(K=pick(cfg["ks"], [f"real_docs_aug{k}_lr{lr}_e{epochs}_s0" for k in cfg["ks"]]),
                       rho=pick(cfg["rhos"], [f"real_docs_sam{r}_lr{lr}_e{epochs}_s0" for r in cfg["rhos"]]),
                       lora_lr=pick(cfg["lora_lrs"], [f"real_docs_lora16_lr{v}_e{epochs}_s0" for v in cfg["lora_lrs"]]))
         names = [f"real_docs_baseline_lr{lr_}_e{e}_s0" for lr_, e in grid] + [name for name, _ in then]
