@@ -132,6 +132,22 @@ def state_mb(init, lora, sam, device):
     tensors += [t for st in states for t in st.values() if torch.is_tensor(t) and t.dim()]
     return sum({t.data_ptr(): t.nbytes for t in tensors}.values()) / 2**20  # by storage: a tied lm_head counts once
 
+def adamw_step_s(init, device, steps=3):
+    """Seconds of one AdamW update of every weight (gradients given): torch's default against fused (one kernel for
+    all tensors, what train.py and the Trainer use); on a CPU the default loops over tensors."""
+    params = [p for p in load_model(init, device)[0].parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    out = {}
+    for name, kw in (("default", {}), ("fused", {"fused": True})):
+        opt = torch.optim.AdamW(params, lr=1e-4, **kw)
+        opt.step()  # the moments allocated
+        t = time.perf_counter()
+        for _ in range(steps):
+            opt.step()
+        out[name] = (time.perf_counter() - t) / steps
+    return out
+
 def bench_probe(init, qa, split, n_probe, n_fast, n_naive, device, eval_shots=0):
     """probe.py at its defaults (sampling) and --fast against one generate() call per question, prompt and sample;
     eval.py's greedy rate (eval_shots: few-shot, as a real model is evaluated)."""
@@ -202,6 +218,7 @@ def main():
     p.add_argument("--warmup_rows", type=int, default=1, help="logged intervals dropped first (new shapes warm up kernels)")
     p.add_argument("--log_every", type=int, default=4, help="steps per logged interval (a multiple of --sam_every 2 and 4, so every interval holds as many SAM steps)")
     p.add_argument("--skip_probe", action="store_true", help="skip the probe / eval section")
+    p.add_argument("--skip_train", action="store_true", help="skip the training section (the probe section's model: the first config's)")
     p.add_argument("--probe_questions", type=int, default=32, help="questions for probe.py's rate")
     p.add_argument("--probe_train_steps", type=int, default=300, help="train.py steps of the model that is probed")
     p.add_argument("--fast_questions", type=int, default=256, help="questions for probe.py --fast's rate")
@@ -225,7 +242,7 @@ def main():
     results = {"machine": machine, "command": " ".join(sys.argv), "peak_tflops": peak / 1e12, "configs": {}}
     print(f"matmul peak ({dtype}): {peak / 1e12:.2f} TFLOP/s")
     tmp = tempfile.mkdtemp()
-    for name in args.configs:
+    for name in [] if args.skip_train else args.configs:
         init = SMOLLM2 if name == "smollm2" else os.path.join(tmp, f"init_{name}")  # one model + tokenizer that every arm starts from
         subprocess.run([sys.executable, os.path.join(HERE, "data", "smollm2", "prepare.py")] if name == "smollm2" else
                        [sys.executable, os.path.join(HERE, "train.py"), "--out_dir", init, "--max_steps", "1",
@@ -257,6 +274,7 @@ def main():
         # the training state counted tensor by tensor (what LoRA saves; on a CPU peak RSS cannot show it)
         r["state_mb"] = {arm: state_mb(init, lora, sam, device) for arm, lora, sam in
                          (("adamw", 0, False), ("sam", 0, True), ("lora16", 16, False), ("lora16_sam", 16, True))}
+        r["adamw_step_s"] = adamw_step_s(init, device)
         r["packed_over_padded"] = {f"{k}{d}": r[f"{k}{d}"]["tokens_per_s"] / r[f"padded{d}"]["tokens_per_s"] for k in ("pack1", "adamw", "pack4")
                                    for d in ("", "_docs") if f"{k}{d}" in r and f"padded{d}" in r}
         if not args.skip_trainer:
@@ -273,6 +291,7 @@ def main():
         # GPU max_memory_allocated; on a CPU the process's peak RSS, too coarse for a few-MB buffer
         print("  step time over AdamW: " + ", ".join(f"{k[:-len('_step_ratio')]} {v:.2f}" for k, v in r.items() if k.endswith("_step_ratio")))
         print(f"  SAM extra peak memory {r['sam_extra_mem_over_param_bytes']:.2f} x param bytes{'' if cuda else ' (peak RSS)'}")
+        print(f"  one AdamW update of every weight: default {r['adamw_step_s']['default']:.3f} s, fused {r['adamw_step_s']['fused']:.3f} s")
         print("  training state (weights, grads, AdamW moments, SAM's copy of w; no activations): "
               + ", ".join(f"{arm} {mb:.1f} MB" for arm, mb in r["state_mb"].items()))
         for key in [k for k in r if k.startswith("ours_over_")]:
