@@ -12,7 +12,7 @@ measured on EntityQuestions, SliCK's 12 relations.
   Arms: baseline, K formats, SAM, both, paraphrases (4 rewrites as versions of a document: one a pass, so the
   baseline's tokens), the baseline at twice the epochs (SAM's compute), SAM on every 4th step, --lora 16 alone and
   with K formats, and a replay of EntityQuestions train questions the base answers (4 to a sequence, as a few-shot
-  prompt reads). Every row: tokens trained and the fact-token diagnostic (loss on fact tokens in unseen formats
+  prompt reads; in (b) --qa_pack 4 packs the new train people's QA too). Every row: tokens trained and the fact-token diagnostic (loss on fact tokens in unseen formats
   and paraphrases).
   Choices on dev, seed 0, protocol (c): the baseline's lr and epochs, then K, rho and LoRA's lr, by the 4-shot EM of
   the new train and dev people (in (c) none of their QA is trained on; the test people are never looked at); ties go
