@@ -8,7 +8,7 @@ naive loop of `generate` calls, and the whole process of probing 500 questions (
     python bench.py                         # CPU: the embedded default and a larger config -> bench.json
     python bench.py --configs default       # one config only
     python bench.py --configs default 0.5b --skip_probe   # on a GPU: add the ~0.5B config (bf16) and FSDP2
-    python bench.py --configs smollm2 --rounds 1 --rows 2 --probe_questions 8 --fast_questions 64   # the real model;
+    python bench.py --configs smollm2 --rounds 1 --rows 2 --fast_questions 64   # the real model (README's run);
         # its probe section asks SliCK's EntityQuestions (from ../shared/data/entityquestions/dataset.zip, or --eq_archive)
 
 Needs `accelerate` for the Trainer columns (pip install accelerate); it is not a runtime dependency.
@@ -45,7 +45,6 @@ CONFIGS = {  # name -> scratch model flags, global batch (examples of about 40 t
 }
 SMOLLM2 = os.path.join(HERE, "data", "smollm2", "SmolLM2-135M-Instruct")
 SMOLLM2_ARMS = ["adamw", "padded", "adamw_docs", "sam", "sam_every4", "lora16", "lora16_sam"]  # ~10 s a step on a CPU: the arms
-SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()
 
 DATA = {"mixed": ["docs.jsonl", "qa.jsonl"], "docs": ["docs.jsonl"]}  # the default run's data, and documents alone
 
@@ -300,7 +299,7 @@ def main():
         if args.configs[0] == "smollm2":  # the real model on SliCK's data: EntityQuestions test questions, evaluated 4-shot
             model_dir, qa, split, shots = SMOLLM2, os.path.join(tmp, "eq.jsonl"), "test", 4
             subprocess.run([sys.executable, os.path.join(HERE, "data", "entityquestions", "prepare.py"), "--archive", args.eq_archive, "--relations",
-                            *SLICK_RELATIONS, "--max_per_split", str(-(-args.whole_questions // 12)), "--out", qa], check=True, stdout=subprocess.DEVNULL)
+                            *data.SLICK_RELATIONS, "--max_per_split", str(-(-args.whole_questions // len(data.SLICK_RELATIONS))), "--out", qa], check=True, stdout=subprocess.DEVNULL)
         else:  # a model that has learned the QA format, so answers end at a newline as they do when probing for real
             # (an untrained one runs every row to --max_new_tokens: 4-7x the work of a real probe, for both loops)
             model_dir, qa, split, shots = os.path.join(tmp, "probe_model"), os.path.join(BIOS, "qa.jsonl"), "train", 0

@@ -26,6 +26,7 @@ import sys
 from augment import format_variants, qa_completion, qa_prompt
 
 CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]  # SliCK's, in probe.py's output ("category")
+SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()  # the EntityQuestions relations SliCK probes
 
 class DataError(ValueError):
     pass

@@ -37,10 +37,12 @@ import random
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data import CATEGORIES, SLICK_RELATIONS  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOLLM2 = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
 EQ_ARCHIVE = os.path.join(ROOT, "..", "shared", "data", "entityquestions", "dataset.zip")
-SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()
 MODES = {  # new: new people (0: the pretrained regime's smoke world); eq_per_split: EntityQuestions items a relation and split;
     # kept_split: the split the kept set comes from (smoke: train, the only one its tiny base answers 4-shot)
     "smoke": dict(new=0, eq_per_split=0, kept_split="train", kept_max=20, replay_max=20, seeds=[0], lrs=[1e-3], epochs=[1], ks=[2], rhos=[0.05],
@@ -66,9 +68,7 @@ def setup(cfg, R):
     w, eq = R("real_world"), R("real_world/eq.jsonl")
     if not os.path.exists(os.path.join(w, "qa_tiers.jsonl")):  # only the new tier is used: known and long-tail as small as allowed
         subprocess.run([sys.executable, "data/bios/tiers.py", "--known", "4", "--longtail", "3", "--new", str(cfg["new"]), "--out_dir", w], cwd=ROOT, check=True)
-    if not os.path.exists(eq):
-        subprocess.run([sys.executable, "data/entityquestions/prepare.py", "--archive", EQ_ARCHIVE, "--relations", *SLICK_RELATIONS,
-                        "--max_per_split", str(cfg["eq_per_split"]), "--out", eq], cwd=ROOT, check=True)
+    entityquestions(eq, cfg["eq_per_split"])
     if not os.path.exists(os.path.join(SMOLLM2, "model.safetensors")):
         subprocess.run([sys.executable, "data/smollm2/prepare.py"], cwd=ROOT, check=True)
     return SMOLLM2, {n: os.path.join(w, f"{n}.jsonl") for n in ("new_docs", "new_para", "new_para_heldout", "qa_new")}, eq
@@ -209,11 +209,14 @@ def slick_pool(cfg, R):
     """The SliCK pool: EntityQuestions, 12 relations, per_split items a relation and split (smoke: the tiered world's pool)."""
     if not cfg["new"]:
         return os.path.join(R("pt_world"), "qa_slick.jsonl")
-    pool = R("real_world/eq_slick.jsonl")
-    if not os.path.exists(pool):
+    return entityquestions(R("real_world/eq_slick.jsonl"), cfg["slick"]["per_split"])
+
+def entityquestions(path, per_split):
+    """SliCK's 12 relations of EntityQuestions, per_split items a relation and split (seeded), at path once."""
+    if not os.path.exists(path):
         subprocess.run([sys.executable, "data/entityquestions/prepare.py", "--archive", EQ_ARCHIVE, "--relations", *SLICK_RELATIONS,
-                        "--max_per_split", str(cfg["slick"]["per_split"]), "--out", pool], cwd=ROOT, check=True)
-    return pool
+                        "--max_per_split", str(per_split), "--out", path], cwd=ROOT, check=True)
+    return path
 
 def shares(probe_file, pool):
     """The base model's category shares (%) per relation and over all, from a probe.py output."""
@@ -222,7 +225,7 @@ def shares(probe_file, pool):
     for r in map(json.loads, open(probe_file)):
         for key in (relation[r["id"]], "all"):
             by.setdefault(key, []).append(r["category"])
-    return {k: {c: 100 * v.count(c) / len(v) for c in ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")} | {"n": len(v)} for k, v in sorted(by.items())}
+    return {k: {c: 100 * v.count(c) / len(v) for c in CATEGORIES} | {"n": len(v)} for k, v in sorted(by.items())}
 
 def report(q, pm, per_seed_delta, gradual_table):
     """The real-model part of README's Results, markdown (experiments/report.py calls it with its pm, per_seed_delta and
@@ -269,7 +272,7 @@ def figure(q, ax):
 
 def slick_report(t, pm, gradual_table):
     """Table 2 on the real model: what it knows, SliCK's experiment, gradual.py against its baselines."""
-    cats = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
+    cats = CATEGORIES
     print("**What SmolLM2-135M-Instruct knows: SliCK categories (%) of EntityQuestions questions, probe.py --fast (10 prompts of "
           "4 exemplars), seed 0** (SliCK's PaLM-2-M over its 12 relations: 24 / 23 / 17 / 36)\n\n| relation | train pool: n | "
           + " | ".join(cats) + " | test: n | " + " | ".join(cats) + " |\n" + "|---" * 11 + "|")
