@@ -154,7 +154,7 @@ def prefix_cache(model, prefix_ids):
     """The KV cache of a shared prefix (few-shot exemplars), computed once, batch of one."""
     cache = cache_kwarg(model)
     device = next(model.parameters()).device
-    return getattr(model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True), cache)
+    return getattr(model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True, logits_to_keep=1), cache)  # (its logits unused)
 
 @torch.no_grad()
 def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0, prefix=None, chat=False, bar=None):
