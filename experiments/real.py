@@ -137,7 +137,7 @@ def run(parts, x):
 
     def pick(options, names):
         """The option whose run has the best dev EM; ties: more kept, then the first (the cheaper) option."""
-        rows = [row(n) for n in names]
+        rows = [done[n] for n in names]
         return max(zip(options, rows), key=lambda o: ((o[1]["dev"] or -1), (o[1]["kept"] or -1), -options.index(o[0])))[0]
 
     def prune(name, weights):
@@ -147,25 +147,32 @@ def run(parts, x):
             if os.path.exists(os.path.join(R(name), big)):
                 os.remove(os.path.join(R(name), big))
 
+    # every finished run's row in results.json, which is committed: a later session (or machine) without runs/ skips it
+    done = res.setdefault("runs", {})
+    def record(name, diag=False):
+        """A finished run's row (diag: and its fact-token losses) into results.json, then its big files off the disk."""
+        loss = x.fact_loss(R(name), (f["new_docs"], f["new_para_heldout"], f["qa_new"]), x.device) if diag else {}
+        done[name] = row(name) | {f"fact_loss_{k}": v for k, v in loss.items()}
+        prune(name, weights=diag)
+        x.save()
+    def todo(jobs, key="tokens"):
+        """The jobs not in results.json yet (key: what a recorded run has; a table-1 run also its fact-token losses)."""
+        return [j for j in jobs if key not in done.get(j[0], {})]
+
     chosen = res.setdefault("chosen", {})
     if "real_dev" in parts:  # seed 0, protocol (c): lr x epochs of the baseline, then K, rho and LoRA's lr
         grid = [(lr, e) for lr in cfg["lrs"] for e in cfg["epochs"]]
-        x.batch([job("docs", "baseline", [], 0, lr, e) for lr, e in grid])
+        x.batch(todo([job("docs", "baseline", [], 0, lr, e) for lr, e in grid]), then=record)
         lr, epochs = pick(grid, [f"real_docs_baseline_lr{lr}_e{e}_s0" for lr, e in grid])
-        res["dev"] = {n: row(n) for n in [f"real_docs_baseline_lr{lr_}_e{e}_s0" for lr_, e in grid]}  # saved as it comes
         chosen.update(lr=lr, epochs=epochs)
-        x.save()
         then = [job("docs", f"aug{k}", ["--aug", k], 0, lr, epochs) for k in cfg["ks"]] + \
                [job("docs", f"sam{r}", ["--sam", "--rho", r], 0, lr, epochs) for r in cfg["rhos"]] + \
                [job("docs", "lora16", ["--lora", 16], 0, v, epochs) for v in cfg["lora_lrs"]]
-        x.batch(then)
+        x.batch(todo(then), then=record)
         chosen.update(K=pick(cfg["ks"], [f"real_docs_aug{k}_lr{lr}_e{epochs}_s0" for k in cfg["ks"]]),
                       rho=pick(cfg["rhos"], [f"real_docs_sam{r}_lr{lr}_e{epochs}_s0" for r in cfg["rhos"]]),
                       lora_lr=pick(cfg["lora_lrs"], [f"real_docs_lora16_lr{v}_e{epochs}_s0" for v in cfg["lora_lrs"]]))
-        names = [f"real_docs_baseline_lr{lr_}_e{e}_s0" for lr_, e in grid] + [name for name, _ in then]
-        res["dev"] = {n: row(n) for n in names}
-        for n in names:
-            prune(n, weights=False)
+        res["dev"] = {n: done[n] for n in [f"real_docs_baseline_lr{lr_}_e{e}_s0" for lr_, e in grid] + [name for name, _ in then]}
         x.save()
     if "real_table1" in parts:
         lr, epochs, K, rho, lora_lr = (chosen.get(k, cfg[d][0]) for k, d in (("lr", "lrs"), ("epochs", "epochs"), ("K", "ks"), ("rho", "rhos"), ("lora_lr", "lora_lrs")))
@@ -182,19 +189,22 @@ def run(parts, x):
         def name_of(protocol, arm, s):
             return f"real_{protocol}_{label(arm)}_lr{arms[arm][1]}_e{arms[arm][2]}_s{s}"
         table = res.setdefault("table1", {})
-        for s, p in [(s, p) for s in cfg["seeds"] for p in PROTOCOLS]:  # a seed and protocol at a time, every arm, saved when done
-            x.batch([job(p, label(a), arms[a][0], s, arms[a][1], arms[a][2]) for a in arms])
+        def tabulate(name):
+            """Record a finished run, then every cell again from the runs done so far (seeds in order, some may be missing)."""
+            record(name, diag=True)
             for a in arms:
-                names = [name_of(p, a, t) for t in cfg["seeds"] if os.path.exists(os.path.join(R(name_of(p, a, t)), "job.json"))]
-                rows = [row(n) for n in names]
-                diag = [x.fact_loss(R(n), (f["new_docs"], f["new_para_heldout"], f["qa_new"]), x.device) for n in names]
-                table.setdefault(a, {})[p] = {
-                    **{k: x.mean_std([r[k] for r in rows]) for k in ("test", "dev", "kept", "tokens")},
-                    **{f"fact_loss_{k}": x.mean_std([d[k] for d in diag]) for k in ("formats", "paraphrases")},
-                    "per_seed_test": [r["test"] for r in rows], "per_seed_kept": [r["kept"] for r in rows], "seeds": len(names)}
-                for n in names:
-                    prune(n, weights=True)
+                for p in PROTOCOLS:
+                    rows = [done.get(name_of(p, a, s), {}) for s in cfg["seeds"]]  # a missing seed is None, so seeds pair up in the report
+                    rows = [r if "fact_loss_formats" in r else {} for r in rows]
+                    if any(rows):
+                        table.setdefault(a, {})[p] = {k: x.mean_std([r.get(k) for r in rows]) for k in
+                                                      ("test", "dev", "kept", "tokens", "fact_loss_formats", "fact_loss_paraphrases")} | \
+                            {"per_seed_test": [r.get("test") for r in rows], "per_seed_kept": [r.get("kept") for r in rows],
+                             "seeds": sum(map(bool, rows))}
             x.save()
+        # seed by seed, (c) before (b); one queue, so both cores stay busy across the seams
+        x.batch(todo([job(p, label(a), arms[a][0], s, arms[a][1], arms[a][2]) for s in cfg["seeds"] for p in PROTOCOLS for a in arms],
+                     "fact_loss_formats"), then=tabulate)
     if "real_table2" in parts:  # SliCK and gradual learning on EntityQuestions: the pretrained regime's Table 2 code, 4-shot evals for gradual
         import pretrained
         sc, pool = cfg["slick"], slick_pool(cfg, R)

@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import torch
 
@@ -144,9 +144,14 @@ def main():
                 f.writelines(lines)
         return tuple(os.path.join(world, f) for f in ("docs.jsonl", "docs_para.jsonl", "qa.jsonl")), *(os.path.join(world, f) for f in ("docs.jsonl", "qa.jsonl", "para_train.jsonl"))
 
-    def batch(jobs):  # run (name, commands) jobs, `--jobs` at a time, and wait for all
-        futures = [pool.submit(run_job, name, cmds, os.path.join(runs, name), args.threads, args.device) for name, cmds in jobs]
-        return all(f.result() for f in futures)
+    def batch(jobs, then=None):  # run (name, commands) jobs, `--jobs` at a time, and wait for all; then(name): as each one ends well
+        futures = {pool.submit(run_job, name, cmds, os.path.join(runs, name), args.threads, args.device): name for name, cmds in jobs}
+        ok = True
+        for f in as_completed(futures):  # in this thread, so `then` may save results while the next runs train
+            ok &= f.result()
+            if f.result() and then:
+                then(futures[f])
+        return ok
 
     def metrics(name):
         path = os.path.join(runs, name, "args.json")

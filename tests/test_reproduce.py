@@ -1,6 +1,7 @@
 """experiments/reproduce.py smoke: every part of both regimes' Results pipeline runs and reports, on worlds of a few people."""
 import importlib.util
 import json
+import shutil
 
 import pytest
 
@@ -26,6 +27,12 @@ def test_reproduce_smoke(tmp_path):
     assert q["base"]["kept_n"] > 0 and q["base"]["kept_em"] == 1.0 and set(q["chosen"]) == {"lr", "epochs", "K", "rho", "lora_lr"}
     assert len(q["table1"]) == 10 and all(c[p]["test"] and c[p]["kept"] and c[p]["tokens"] and c[p]["fact_loss_formats"]
                                           for c in q["table1"].values() for p in ("docs", "mixed"))
+    for d in (tmp_path / "runs" / "smoke").glob("real_*_s0"):  # a later session without runs/: results.json says they are done
+        if d.name.startswith(("real_docs", "real_mixed")):
+            shutil.rmtree(d)
+    run("experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "real_dev", "real_table1")
+    again = json.load(open(tmp_path / "results" / "smoke" / "results.json"))["real"]
+    assert again["table1"] == q["table1"] and not list((tmp_path / "runs" / "smoke").glob("real_docs*"))
     t = q["slick"]  # its Table 2: shares by relation, SliCK's experiment with curves, gradual.py and its baselines
     assert t["shares_by_relation"]["train"]["all"]["n"] > 0 and set(t["unknown"]) == {"0.0", "0.5", "1.0"}
     assert all(c["early_stop"] and c["end"] for c in t["unknown"].values()) and all(t["unknown_curves"].values())
