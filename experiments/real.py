@@ -209,11 +209,13 @@ def run(parts, x):
         import pretrained
         sc, pool = cfg["slick"], slick_pool(cfg, R)
         t2 = res.setdefault("slick", {"config": sc})
-        pretrained.table2(x, sc, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
-        probes = R(f"real_g_one_stage_lr{sc['ft_lrs'][0]}_s{sc['seeds'][0]}")
-        t2["shares_by_relation"] = {split: shares(os.path.join(probes, f"probe_base{suffix}.jsonl"), pool)
-                                    for split, suffix in (("train", ""), ("test", "_test"))}
-        x.save()
+        for n in sorted({1, len(sc["seeds"])}):  # the first seed whole and saved (a first look), then the others
+            pretrained.table2(x, {**sc, "seeds": sc["seeds"][:n]}, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
+            probes = R(f"real_g_one_stage_lr{sc['ft_lrs'][0]}_s{sc['seeds'][0]}")
+            t2["shares_by_relation"] = {split: shares(os.path.join(probes, f"probe_base{suffix}.jsonl"), pool)
+                                        for split, suffix in (("train", ""), ("test", "_test"))}
+            t2["seeds_done"] = n
+            x.save()
 
 def slick_pool(cfg, R):
     """The SliCK pool: EntityQuestions, 12 relations, per_split items a relation and split (smoke: the tiered world's pool)."""
