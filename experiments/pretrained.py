@@ -199,16 +199,20 @@ def table2(x, cfg, base, pool, prefix, res, gradual_flags=()):
                     with open(curve_qa, "w") as out:
                         out.writelines(json.dumps({**it, "split": "dev"}) + "\n" for it in group)
                     jobs.append((f"{name}_curve_{kind}", [[*train, "--out_dir", R(f"{name}_curve_{kind}"), "--eval_qa", curve_qa]]))
-    x.batch(jobs + [job(m, s, ft) for m in GRADUAL_MODES for s in seeds])
-    def at(frac, where):  # the test evaluations of a share, over seeds (where: "best" for the early stop, "" for the end)
-        names = [f"{prefix}_unk{frac}_lr{ft}_s{s}" for s in seeds]  # (runs from before the end had its own eval: train.py's)
-        return [load(os.path.join(R(n), where), "test.json") or ({} if where else {"exact_match": x.metrics(n).get("test_exact_match")}) for n in names]
-    res["unknown"] = {str(frac): {
-        **{k: x.mean_std([e.get("exact_match") for e in at(frac, w)]) for k, w in (("early_stop", "best"), ("end", ""))},
-        **{f"{k}_by_category": {c: x.mean_std([e.get("by_category", {}).get(c, {}).get("exact_match") for e in at(frac, w)]) for c in CATEGORIES}
-           for k, w in (("early_stop", "best"), ("end", ""))},
-        "best_step": x.mean_std([load(os.path.join(R(f"{prefix}_unk{frac}_lr{ft}_s{s}"), "best"), "args.json").get("step") for s in seeds]),
-        "curve": x.curve([f"{prefix}_unk{frac}_lr{ft}_s{s}" for s in seeds])} for frac in cfg["fracs"]}
-    res["unknown_curves"] = {kind: x.curve([f"{prefix}_unk{mid}_lr{ft}_s{seeds[0]}_curve_{kind}"]) for kind in ("unknown", "known")}
-    res["table2"] = {m: [json.load(open(os.path.join(R(f"{prefix}_g_{m}_lr{ft}_s{s}"), "report.json"))) for s in seeds
-                         if os.path.exists(os.path.join(R(f"{prefix}_g_{m}_lr{ft}_s{s}"), "report.json"))] for m in GRADUAL_MODES}
+    def collect(_=None):  # the results from the runs done so far (a missing run counts as None), saved: after every run
+        def at(frac, where):  # the test evaluations of a share, over seeds (where: "best" for the early stop, "" for the end)
+            names = [f"{prefix}_unk{frac}_lr{ft}_s{s}" for s in seeds]  # (runs from before the end had its own eval: train.py's)
+            return [load(os.path.join(R(n), where), "test.json") or ({} if where else {"exact_match": x.metrics(n).get("test_exact_match")}) for n in names]
+        res["unknown"] = {str(frac): {
+            **{k: x.mean_std([e.get("exact_match") for e in at(frac, w)]) for k, w in (("early_stop", "best"), ("end", ""))},
+            **{f"{k}_by_category": {c: x.mean_std([e.get("by_category", {}).get(c, {}).get("exact_match") for e in at(frac, w)]) for c in CATEGORIES}
+               for k, w in (("early_stop", "best"), ("end", ""))},
+            "best_step": x.mean_std([load(os.path.join(R(f"{prefix}_unk{frac}_lr{ft}_s{s}"), "best"), "args.json").get("step") for s in seeds]),
+            "curve": x.curve([f"{prefix}_unk{frac}_lr{ft}_s{s}" for s in seeds])} for frac in cfg["fracs"]}
+        res["unknown_curves"] = {kind: x.curve([f"{prefix}_unk{mid}_lr{ft}_s{seeds[0]}_curve_{kind}"]) for kind in ("unknown", "known")}
+        res["table2"] = {m: [json.load(open(os.path.join(R(f"{prefix}_g_{m}_lr{ft}_s{s}"), "report.json"))) for s in seeds
+                             if os.path.exists(os.path.join(R(f"{prefix}_g_{m}_lr{ft}_s{s}"), "report.json"))] for m in GRADUAL_MODES}
+        x.save()
+    # gradual.py's runs first (the longest), then SliCK's; results as each one ends, so a stop mid-way keeps what is done
+    x.batch([job(m, s, ft) for m in GRADUAL_MODES for s in seeds] + jobs, then=collect)
+    collect()
