@@ -209,11 +209,10 @@ def run(parts, x):
         import pretrained
         sc, pool = cfg["slick"], slick_pool(cfg, R)
         t2 = res.setdefault("slick", {"config": sc})
-        for n in sorted({1, len(sc["seeds"])}):  # the first seed whole and saved (a first look), then the others
+        for n in range(1, len(sc["seeds"]) + 1):  # seed by seed, each whole and saved before the next starts
             pretrained.table2(x, {**sc, "seeds": sc["seeds"][:n]}, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
-            probes = R(f"real_g_one_stage_lr{sc['ft_lrs'][0]}_s{sc['seeds'][0]}")
-            t2["shares_by_relation"] = {split: shares(os.path.join(probes, f"probe_base{suffix}.jsonl"), pool)
-                                        for split, suffix in (("train", ""), ("test", "_test"))}
+            cats = t2["runs"][f"real_g_one_stage_lr{sc['ft_lrs'][0]}_s{sc['seeds'][0]}"]["categories"]  # the base's probes, seed 0
+            t2["shares_by_relation"] = {split: shares(cats[split], pool) for split in ("train", "test")}
             t2["seeds_done"] = n
             x.save()
 
@@ -230,13 +229,13 @@ def entityquestions(path, per_split):
                         "--max_per_split", str(per_split), "--out", path], cwd=ROOT, check=True)
     return path
 
-def shares(probe_file, pool):
-    """The base model's category shares (%) per relation and over all, from a probe.py output."""
+def shares(categories, pool):
+    """The base model's category shares (%) per relation and over all, from its probe's categories (id -> category)."""
     relation = {it["id"]: it["relation"] for it in map(json.loads, open(pool))}
     by = {}
-    for r in map(json.loads, open(probe_file)):
-        for key in (relation[r["id"]], "all"):
-            by.setdefault(key, []).append(r["category"])
+    for k, c in categories.items():
+        for key in (relation[k], "all"):
+            by.setdefault(key, []).append(c)
     return {k: {c: 100 * v.count(c) / len(v) for c in CATEGORIES} | {"n": len(v)} for k, v in sorted(by.items())}
 
 def report(q, pm, per_seed_delta, gradual_table):

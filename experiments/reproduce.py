@@ -172,11 +172,14 @@ def main():
         os.replace(res_path + ".tmp", res_path)
     save.t = started
 
-    def curve(names):  # mean dev exact match by step (--eval_every), over the runs
-        logs = [[json.loads(l) for l in open(os.path.join(runs, n, "log.jsonl"))] for n in names if os.path.exists(os.path.join(runs, n, "log.jsonl"))]
-        by_step = [{r["step"]: r["dev_exact_match"] for r in log if "dev_exact_match" in r} for log in logs]
+    def mean_curve(curves):  # runs' [[step, dev EM], ...] (None: a missing run): the mean at the steps they all have
+        by_step = [dict(c) for c in curves if c is not None]
         steps = sorted(set.intersection(*(set(b) for b in by_step))) if by_step else []
         return [[t, statistics.mean(b[t] for b in by_step)] for t in steps]
+
+    def curve(names):  # mean dev exact match by step (--eval_every), over the runs
+        logs = [[json.loads(l) for l in open(os.path.join(runs, n, "log.jsonl"))] for n in names if os.path.exists(os.path.join(runs, n, "log.jsonl"))]
+        return mean_curve([[[r["step"], r["dev_exact_match"]] for r in log if "dev_exact_match" in r] for log in logs])
 
     def cell(names, w=None, keys=("test_exact_match", "dev_exact_match", "tokens")):  # w: the world, for the diagnostic
         ms = [metrics(n) for n in names]
@@ -274,7 +277,7 @@ def main():
                for a, f in larms.items() for s in LARGE["seeds"]])
         results["large"] = {"config": LARGE, "cells": {a: cell([f"large_{a}_s{s}" for s in LARGE["seeds"]]) for a in larms}}
     from types import SimpleNamespace
-    x = SimpleNamespace(batch=batch, metrics=metrics, curve=curve, save=save, fact_loss=fact_loss, mean_std=mean_std,
+    x = SimpleNamespace(batch=batch, metrics=metrics, curve=curve, mean_curve=mean_curve, save=save, fact_loss=fact_loss, mean_std=mean_std,
                         runs=runs, results=results, mode=args.mode, device=args.device)
     for regime in (pretrained, real):  # experiments/pretrained.py, experiments/real.py
         if set(parts) & set(regime.PARTS):

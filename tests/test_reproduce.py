@@ -27,16 +27,18 @@ def test_reproduce_smoke(tmp_path):
     assert q["base"]["kept_n"] > 0 and q["base"]["kept_em"] == 1.0 and set(q["chosen"]) == {"lr", "epochs", "K", "rho", "lora_lr"}
     assert len(q["table1"]) == 10 and all(c[p]["test"] and c[p]["kept"] and c[p]["tokens"] and c[p]["fact_loss_formats"]
                                           for c in q["table1"].values() for p in ("docs", "mixed"))
-    for d in (tmp_path / "runs" / "smoke").glob("real_*_s0"):  # a later session without runs/: results.json says they are done
-        if d.name.startswith(("real_docs", "real_mixed")):
-            shutil.rmtree(d)
-    run("experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "real_dev", "real_table1")
-    again = json.load(open(tmp_path / "results" / "smoke" / "results.json"))["real"]
-    assert again["table1"] == q["table1"] and not list((tmp_path / "runs" / "smoke").glob("real_docs*"))
     t = q["slick"]  # its Table 2: shares by relation, SliCK's experiment with curves, gradual.py and its baselines
     assert t["shares_by_relation"]["train"]["all"]["n"] > 0 and set(t["unknown"]) == {"0.0", "0.5", "1.0"}
     assert all(c["early_stop"] and c["end"] for c in t["unknown"].values()) and all(t["unknown_curves"].values())
     assert all(t["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
+    runs = [d for d in (tmp_path / "runs" / "smoke").glob("real_*") if d.is_dir() and d.name.startswith(("real_docs", "real_mixed", "real_g_", "real_unk"))]
+    assert not any(f.name == "trainer_state.pt" for d in runs for f in d.rglob("*"))  # pruned once recorded
+    for d in runs:  # a later session without runs/: results.json says they are done
+        shutil.rmtree(d)
+    run("experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "real_dev", "real_table1", "real_table2")
+    again = json.load(open(tmp_path / "results" / "smoke" / "results.json"))["real"]
+    assert again["table1"] == q["table1"] and again["slick"] == t
+    assert not [d for d in (tmp_path / "runs" / "smoke").glob("real_*") if d.is_dir() and d.name.startswith(("real_docs", "real_g_", "real_unk"))]
     report = run("experiments/report.py", tmp_path / "results" / "smoke" / "results.json").stdout
     assert "Table 1" in report and "Table 2" in report and "## The pretrained regime" in report and "SliCK's experiment" in report
     assert "## The real model" in report and "What SmolLM2-135M-Instruct knows" in report
