@@ -19,7 +19,7 @@ measured on EntityQuestions, SliCK's 12 relations.
   to knowledge kept, then to the cheaper setting. Protocol (b) uses the same.
 Table 2 (real_table2; SliCK and Li et al.) on SliCK's own data: the base's categories per relation on an
 EntityQuestions pool and the probe's noise, SliCK's %Unknown experiment and gradual.py against its baselines, by the
-pretrained regime's code (experiments/pretrained.py's table2) with SmolLM2 as the base and 4-shot evaluation in
+pretrained regime's code (experiments/slick.py) with SmolLM2 as the base and 4-shot evaluation in
 gradual.py (the base answers few-shot only; the %Unknown runs are QA-tuned, so zero-shot, as SliCK evaluates).
 
 Run by experiments/reproduce.py, cached and resumable (seed 0 of every arm first, then the other seeds):
@@ -39,6 +39,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import CATEGORIES, SLICK_RELATIONS  # noqa: E402
+import slick  # noqa: E402  (experiments/slick.py: Table 2, the pretrained regime's code)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOLLM2 = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
@@ -207,14 +208,13 @@ def run(parts, x):
         order = [(s, a) for s in cfg["seeds"][:1] for a in arms] + [(s, a) for a in arms for s in cfg["seeds"][1:]]
         x.batch(todo([job(p, label(a), arms[a][0], s, arms[a][1], arms[a][2]) for s, a in order for p in PROTOCOLS],
                      "fact_loss_formats"), then=tabulate)
-    if "real_table2" in parts:  # SliCK and gradual learning on EntityQuestions: the pretrained regime's Table 2 code, 4-shot evals for gradual
-        import pretrained
+    if "real_table2" in parts:  # SliCK and gradual learning on EntityQuestions: experiments/slick.py, 4-shot evals for gradual
         sc, pool = cfg["slick"], slick_pool(cfg, R)
         t2 = res.setdefault("slick", {"config": sc})
         for n in range(1, len(sc["seeds"]) + 1):  # seed by seed, each whole and saved before the next starts
-            pretrained.table2(x, {**sc, "seeds": sc["seeds"][:n]}, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
+            slick.table2(x, {**sc, "seeds": sc["seeds"][:n]}, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
             cats = t2["runs"][f"real_g_one_stage_lr{sc['ft_lrs'][0]}_s{sc['seeds'][0]}"]["categories"]  # the base's probes, seed 0
-            t2["shares_by_relation"] = {split: shares(cats[split], pool) for split in ("train", "test")}
+            t2["shares_by_relation"] = {split: slick.shares(cats[split], pool) for split in ("train", "test")}
             t2["seeds_done"] = n
             x.save()
 
@@ -230,15 +230,6 @@ def entityquestions(path, per_split):
         subprocess.run([sys.executable, "data/entityquestions/prepare.py", "--archive", EQ_ARCHIVE, "--relations", *SLICK_RELATIONS,
                         "--max_per_split", str(per_split), "--out", path], cwd=ROOT, check=True)
     return path
-
-def shares(categories, pool):
-    """The base model's category shares (%) per relation and over all, from its probe's categories (id -> category)."""
-    relation = {it["id"]: it["relation"] for it in map(json.loads, open(pool))}
-    by = {}
-    for k, c in categories.items():
-        for key in (relation[k], "all"):
-            by.setdefault(key, []).append(c)
-    return {k: {c: 100 * v.count(c) / len(v) for c in CATEGORIES} | {"n": len(v)} for k, v in sorted(by.items())}
 
 def report(q, pm, per_seed_delta, gradual_table):
     """The real-model part of README's Results, markdown (experiments/report.py calls it with its pm, per_seed_delta and

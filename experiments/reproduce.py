@@ -39,6 +39,7 @@ from data.launch import run_script  # noqa: E402
 from eval import load_model  # noqa: E402
 import pretrained  # noqa: E402  (experiments/pretrained.py: the pretrained regime)
 import real  # noqa: E402  (experiments/real.py: the real-model regime, SmolLM2)
+from slick import GRADUAL_MODES  # noqa: E402  (experiments/slick.py: both pretrained regimes' Table 2)
 
 MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), about as many passes over each
     # document as mixed training makes (documents are a quarter of its examples); search: name -> (people, steps)
@@ -55,7 +56,6 @@ MODES = {  # steps: mixed training; pre_steps: documents only (protocol (a)), ab
 }
 PARTS = ["sweeps", "table1", "search", "table2"] + pretrained.PARTS + real.PARTS  # and "large", only when asked (--only large)
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
-GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
 
 def run_job(name, cmds, out, threads, device):
     """Run a job's commands in turn unless it finished before; True when it has."""
