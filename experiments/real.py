@@ -261,7 +261,7 @@ def report(q, pm, per_seed_delta, gradual_table):
                   f"{pm(d.get('fact_loss_paraphrases'), 1, 2)} | {pm(m.get('fact_loss_formats'), 1, 2)} / {pm(m.get('fact_loss_paraphrases'), 1, 2)} |")
         print()
     if "slick" in q:
-        slick_report(q["slick"], pm, gradual_table)
+        slick_report(q["slick"], pm, per_seed_delta, gradual_table)
 
 def figure(q, ax):
     """Knowledge acquired against knowledge kept, every seed of every arm a dot (circles: (c) docs, crosses: (b) mixed)."""
@@ -274,7 +274,7 @@ def figure(q, ax):
     ax.set_title("Real model (SmolLM2-135M): o (c) documents only, x (b) mixed", fontsize=9)
     ax.legend(fontsize=6)
 
-def slick_report(t, pm, gradual_table):
+def slick_report(t, pm, per_seed_delta, gradual_table):
     """Table 2 on the real model: what it knows, SliCK's experiment, gradual.py against its baselines."""
     cats = CATEGORIES
     print("**What SmolLM2-135M-Instruct knows: SliCK categories (%) of EntityQuestions questions, probe.py --fast (10 prompts of "
@@ -294,9 +294,11 @@ def slick_report(t, pm, gradual_table):
         print(f"**SliCK's experiment on the real model: {' / '.join(map(str, t.get('unknown_n', {}).values()))} fine-tuning items a seed, a share of them Unknown to the base "
               "(the rest known), QA fine-tuning; test EM % zero-shot (the model is tuned to the QA format) at the best dev step and at the "
               "end, and at the end by the test items' base categories**\n")
-        print("| Unknown share | early stop | end | best step | end: " + " / ".join(cats) + " |\n|---|---|---|---|---|")
+        print("| Unknown share | early stop | per seed vs 0% | end | per seed vs 0% | best step | end: " + " / ".join(cats) + " |\n" + "|---" * 7 + "|")
+        zero = next(iter(t["unknown"].values()))
         for frac, c in t["unknown"].items():
-            print(f"| {100 * float(frac):.0f}% | {pm(c['early_stop'])} | {pm(c['end'])} | {pm(c['best_step'], 1, 0)} | "
+            print(f"| {100 * float(frac):.0f}% | {pm(c['early_stop'])} | {per_seed_delta(c.get('per_seed_early_stop'), zero.get('per_seed_early_stop'))} "
+                  f"| {pm(c['end'])} | {per_seed_delta(c.get('per_seed_end'), zero.get('per_seed_end'))} | {pm(c['best_step'], 1, 0)} | "
                   + " / ".join(pm(c.get("end_by_category", {}).get(k)) for k in cats) + " |")
         curves = t.get("unknown_curves", {})
         print("\nTrain accuracy (EM %) of the fine-tuning set's Unknown and known items as training goes (the middle share, seed 0): "

@@ -37,19 +37,21 @@ def last_stage(rep):  # stage2, or stage1 where stage 2 was skipped (or one run)
 
 def gradual_table(t2):
     """gradual.py's reports against its baselines, mean ± std over seeds; seed 0's transitions in full."""
-    print("| run | stage-1 items | HighlyKnown+MaybeKnown at the end | gained | lost (of HighlyKnown) | test EM % |")
-    print("|---|---|---|---|---|---|")
+    print("| run | stage-1 items | HighlyKnown+MaybeKnown at the end | gained | per seed | lost (of HighlyKnown) | test EM % | per seed |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, reps in t2.items():
         if not reps:
             continue
         k = [rep["knowledge"][f"base->{last_stage(rep)}"] for rep in reps]
+        em = [rep['test_exact_match'][last_stage(rep)] for rep in reps]
         print(f"| {mode} | {pm(mean_std([rep['n_stage1'] for rep in reps]), 1, 1)} | {pm(mean_std([x['known_after'] for x in k]), 1, 1)} "
-              f"| {pm(mean_std([x['gained'] for x in k]), 1, 1)} | {pm(mean_std([x['lost'] for x in k]), 1, 1)} "
-              f"| {pm(mean_std([rep['test_exact_match'][last_stage(rep)] for rep in reps]))} |")
+              f"| {pm(mean_std([x['gained'] for x in k]), 1, 1)} | {' / '.join(str(x['gained']) for x in k)} "
+              f"| {pm(mean_std([x['lost'] for x in k]), 1, 1)} | {pm(mean_std(em))} | {' / '.join(f'{100 * v:.1f}' for v in em)} |")
     reps = t2.get("gradual", [])
-    base = mean_std([rep["test_exact_match"]["base"] for rep in reps])
+    base_em = [rep["test_exact_match"]["base"] for rep in reps]
+    base = mean_std(base_em)
     print(f"| base model (no fine-tuning) | | {pm(mean_std([rep['knowledge'][f'base->{last_stage(rep)}']['known_before'] for rep in reps]), 1, 1)}"
-          f" | | | {pm(base)} |")
+          f" | | | | {pm(base)} | {' / '.join(f'{100 * v:.1f}' for v in base_em)} |")
     if reps:
         rep = reps[0]
         print(f"\nSeed 0, gradual: categories {json.dumps(rep['categories'])}\n")

@@ -108,6 +108,7 @@ def table2(x, cfg, base, pool, prefix, res, gradual_flags=()):
             **{k: x.mean_std([r.get(k, {}).get("exact_match") for r in unk(frac)]) for k in ("early_stop", "end")},
             **{f"{k}_by_category": {c: x.mean_std([r.get(k, {}).get("by_category", {}).get(c) for r in unk(frac)]) for c in CATEGORIES}
                for k in ("early_stop", "end")},
+            **{f"per_seed_{k}": [r.get(k, {}).get("exact_match") for r in unk(frac)] for k in ("early_stop", "end")},
             "best_step": x.mean_std([r.get("best_step") for r in unk(frac)]),
             "curve": x.mean_curve([r["curve"] for r in unk(frac) if "curve" in r])} for frac in cfg["fracs"]}
         res["unknown_curves"] = {kind: done.get(f"{prefix}_unk{mid}_lr{ft}_s{seeds[0]}_curve_{kind}", {}).get("curve", []) for kind in ("unknown", "known")}

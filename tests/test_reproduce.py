@@ -29,7 +29,7 @@ def test_reproduce_smoke(tmp_path):
                                           for c in q["table1"].values() for p in ("docs", "mixed"))
     t = q["slick"]  # its Table 2: shares by relation, SliCK's experiment with curves, gradual.py and its baselines
     assert t["shares_by_relation"]["train"]["all"]["n"] > 0 and set(t["unknown"]) == {"0.0", "0.5", "1.0"}
-    assert all(c["early_stop"] and c["end"] for c in t["unknown"].values()) and all(t["unknown_curves"].values())
+    assert all(c["early_stop"] and c["end"] and c["per_seed_end"] for c in t["unknown"].values()) and all(t["unknown_curves"].values())
     assert all(t["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
     runs = [d for d in (tmp_path / "runs" / "smoke").glob("real_*") if d.is_dir() and d.name.startswith(("real_docs", "real_mixed", "real_g_", "real_unk"))]
     assert not any(f.name == "trainer_state.pt" for d in runs for f in d.rglob("*"))  # pruned once recorded
