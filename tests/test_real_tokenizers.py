@@ -4,7 +4,6 @@ facts and names keep their tokens in every format and in the question, one BOS p
 per --qa_pack sequence (the same tokens in both), stop tokens, no prompt / answer merge; and, slow, train ->
 eval -> probe (--fast too) overfitting six facts to 100% exact match on each."""
 import json
-import os
 from argparse import Namespace
 
 import pytest
