@@ -58,7 +58,7 @@ PARTS = ["sweeps", "table1", "search", "table2"] + pretrained.PARTS + real.PARTS
 LARGE = dict(people=2000, steps=1200, seeds=[0, 1], flags=["--n_layer", "8", "--n_head", "8", "--n_embd", "512", "--batch_size", "384"])
 
 def run_job(name, cmds, out, threads, device):
-    """Run a job's commands in turn unless it finished before; True when it has."""
+    """Run a job's commands in turn unless it finished before; True when it has. A train.py stopped midway resumes."""
     done = os.path.join(out, "job.json")
     if os.path.exists(done):
         return True
@@ -69,6 +69,8 @@ def run_job(name, cmds, out, threads, device):
     open(log, "w").close()
     for cmd in cmds:  # each a process (data/launch.py: forked from a server that imported torch once), output to job.log
         cmd = [str(c) for c in cmd] + (["--device", device] if cmd[0] == "train.py" else [])
+        if cmd[0] == "train.py" and os.path.exists(os.path.join(ROOT, cmd[cmd.index("--out_dir") + 1], "trainer_state.pt")):
+            cmd.append("--resume")  # a run stopped before (SIGTERM, Ctrl-C: train.py saved its step) goes on from there, exactly
         with open(log, "a") as f:
             f.write("$ " + " ".join([sys.executable] + cmd) + "\n")
         if run_script(cmd[0], cmd[1:], env=env, stdout=log, stderr=log, cwd=ROOT) != 0:

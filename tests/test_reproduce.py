@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import run
+from conftest import ROOT, run
 
 @pytest.mark.slow
 def test_reproduce_smoke(tmp_path):
@@ -44,3 +44,24 @@ def test_reproduce_smoke(tmp_path):
     assert "## The real model" in report and "What SmolLM2-135M-Instruct knows" in report
     if importlib.util.find_spec("matplotlib"):
         assert all((tmp_path / "results" / "smoke" / f).exists() for f in ("table1.png", "unknown.png", "curves.png"))
+
+def test_a_stopped_run_resumes(tmp_path, monkeypatch):
+    """A job whose train.py was stopped midway (SIGTERM at a session's end: it saves its step) goes on with --resume
+    when reproduce.py runs it again; its other commands, and a run with no checkpoint, start as given. (That
+    --resume ends with the uninterrupted run's weights is test_train's.)"""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "experiments"))
+    import reproduce
+    ran = []
+    monkeypatch.setattr(reproduce, "run_script", lambda script, args, **kw: ran.append([script, *args]) or 0)
+    cmds = [["train.py", "--out_dir", tmp_path / "a", "--max_steps", 5], ["eval.py", "--model", tmp_path / "a", "--out", tmp_path / "a.json"]]
+    (tmp_path / "a").mkdir()
+    assert reproduce.run_job("a", cmds, str(tmp_path / "a"), 1, "cpu") and "--resume" not in ran[0]
+    (tmp_path / "a" / "job.json").unlink()
+    (tmp_path / "a" / "trainer_state.pt").touch()  # what a stopped train.py leaves
+    ran.clear()
+    assert reproduce.run_job("a", cmds, str(tmp_path / "a"), 1, "cpu")
+    assert ran[0][-1] == "--resume" and "--resume" not in ran[1]
+    ran.clear()
+    assert reproduce.run_job("a", cmds, str(tmp_path / "a"), 1, "cpu") and not ran  # finished: skipped
