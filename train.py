@@ -321,7 +321,6 @@ def main(argv=None):
     global_size = args.batch_size * args.grad_accum * world_size
     n_replay = round(args.replay_ratio * global_size) if replay else 0  # examples of each global batch from --replay
     steps = math.ceil(args.epochs * len(examples) / (global_size - n_replay)) if args.epochs else args.max_steps
-    step = 0
     if state is not None:
         if args.fsdp:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
@@ -330,7 +329,7 @@ def main(argv=None):
                 optimizer.param_groups = base_optimizer.param_groups  # loading made new group dicts: share again
         else:
             optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
+    step = state["step"] if state is not None else 0
 
     def get_lr(it):  # linear warmup, then cosine decay to lr / 10
         if it < args.warmup:
@@ -390,7 +389,7 @@ def main(argv=None):
             f.writelines(l for l in old if json.loads(l).get("step", 0) <= step)
     peak = args.peak_tflops * 1e12 or measure_peak_flops(device, dtype)
     metrics = json.load(open(os.path.join(out, "args.json")))["metrics"] if args.resume else {}
-    best, n_params, c = -1.0, sum(p.numel() for p in raw_model.parameters()), raw_model.config
+    best, n_params, c = metrics.get("best_dev_exact_match", -1.0), sum(p.numel() for p in raw_model.parameters()), raw_model.config
     if master_process:
         print(f"{n_params / 1e6:.2f}M params | {len(examples)} examples | global batch {global_size} | {steps} steps"
               f" | {'SAM' if args.sam else 'AdamW'} | {world_size} rank(s) on {device} | peak {peak / 1e12:.2f} TFLOP/s")
@@ -467,7 +466,8 @@ def main(argv=None):
             if master_process:
                 tqdm.write(f"step {step}: dev exact match {100 * res['exact_match']:.1f}%")
             if args.keep_best and res["exact_match"] > best:  # model selection on dev, never on test
-                best, states = res["exact_match"], full_states()
+                best = metrics["best_dev_exact_match"] = res["exact_match"]  # in each checkpoint: a resumed run compares with it
+                states = full_states()
                 if master_process:
                     save_checkpoint(os.path.join(out, "best"), raw_model, tokenizer, *states, step, args, {"dev_exact_match": best})
         t0 += time.perf_counter() - t_eval  # evaluation time is not training time

@@ -410,6 +410,25 @@ def test_resume_after_kill_equals_uninterrupted(tiny_model, bios, tmp_path, extr
     assert steps == sorted(set(steps)) and steps[-1] == 30  # the log continues, no step twice
     assert "saved to" in res.stdout
 
+def test_keep_best_keeps_the_best_dev_model_across_a_resume(tiny_model, bios, tmp_path):
+    """--keep_best: out_dir/best holds the model of the best dev exact match so far; a resumed run compares with that
+    best, not with nothing (its first evaluation would replace a better model)."""
+    out, qa = tmp_path / "run", bios / "qa.jsonl"
+    argv = ["--init_from", tiny_model, "--data", qa, "--eval_qa", qa, "--out_dir", out, "--max_steps", 6, "--eval_every", 2,
+            "--keep_best", "--batch_size", 4, *FAST]
+    run("train.py", *argv)
+    dev = [r["dev_exact_match"] for r in map(json.loads, open(out / "log.jsonl")) if "dev_exact_match" in r]
+    best = json.load(open(out / "best" / "args.json"))
+    assert len(dev) == 3 and best["metrics"]["dev_exact_match"] == max(dev) and best["step"] == 2 * (dev.index(max(dev)) + 1)
+    meta = json.load(open(out / "args.json"))
+    assert meta["metrics"]["best_dev_exact_match"] == max(dev)
+    # as if stopped at step 4 with a best better than any evaluation can give: steps 5-6 and the evaluation at 6 must keep it
+    train.write_json(str(out / "args.json"), {**meta, "metrics": {"best_dev_exact_match": 2.0}})
+    torch.save({**torch.load(out / "trainer_state.pt"), "step": 4}, out / "trainer_state.pt")
+    assert "resuming from step 4 of 6" in run("train.py", *argv, "--resume").stdout
+    assert json.load(open(out / "best" / "args.json")) == best
+    assert json.load(open(out / "args.json"))["step"] == 6
+
 def test_commit_drops_an_incomplete_checkpoint_and_moves_a_complete_one(tiny_model, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(tiny_model, out)
