@@ -15,7 +15,7 @@ baselines), large (only when asked). Pretrained (a base model that knows people 
 experiments/pretrained.py), parts: pt_base, pt_sweeps, pt_table1, pt_table2, pt_table1_docs. A real model (SmolLM2-135M
 learns new people; SliCK and gradual learning on EntityQuestions: see experiments/real.py), parts: real_base, real_dev,
 real_table1, real_table2. Runs go to experiments/runs/MODE/NAME/ (a
-finished run is skipped when the script runs again); results to experiments/results/MODE/results.json.
+finished run is skipped when the script runs again; Ctrl-C stops it, and a train.py it stopped resumes); results to experiments/results/MODE/results.json.
 Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's fine-tuning
 lr and per-stage checkpoint); the test split is read once, at a run's end.
 """
@@ -149,10 +149,14 @@ def main():
     def batch(jobs, then=None):  # run (name, commands) jobs, `--jobs` at a time, and wait for all; then(name): as each one ends well
         futures = {pool.submit(run_job, name, cmds, os.path.join(runs, name), args.threads, args.device): name for name, cmds in jobs}
         ok = True
-        for f in as_completed(futures):  # in this thread, so `then` may save results while the next runs train
-            ok &= f.result()
-            if f.result() and then:
-                then(futures[f])
+        try:
+            for f in as_completed(futures):  # in this thread, so `then` may save results while the next runs train
+                ok &= f.result()
+                if f.result() and then:
+                    then(futures[f])
+        except KeyboardInterrupt:  # Ctrl-C: no job starts after it (the pool's queue would run them all); the running
+            pool.shutdown(cancel_futures=True)  # train.py got it too and saves its step; wait for it
+            sys.exit("reproduce.py: stopped. The same command goes on: finished runs are skipped, a stopped train.py resumes")
         return ok
 
     def metrics(name):

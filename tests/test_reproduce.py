@@ -65,3 +65,27 @@ def test_a_stopped_run_resumes(tmp_path, monkeypatch):
     assert ran[0][-1] == "--resume" and "--resume" not in ran[1]
     ran.clear()
     assert reproduce.run_job("a", cmds, str(tmp_path / "a"), 1, "cpu") and not ran  # finished: skipped
+
+def test_ctrl_c_stops_it(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends reproduce.py soon, with no job started after
+    it: before, the thread pool's queue ran every remaining job of the batch while the interpreter exited."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from conftest import ENV
+    proc = subprocess.Popen([sys.executable, "experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "--jobs", "1"],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        seen = []
+        for line in proc.stdout:  # the sweep's 3 jobs, one at a time: Ctrl-C when the first has ended
+            seen.append(line)
+            if line.startswith("  done"):
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        out = "".join(seen) + proc.communicate(timeout=300)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1 and "reproduce.py: stopped" in out, out[-3000:]
+    assert len(list((tmp_path / "runs" / "smoke").glob("*/job.json"))) < 3
