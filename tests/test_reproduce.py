@@ -75,7 +75,8 @@ def test_ctrl_c_stops_it(tmp_path):
     import sys
     from conftest import ENV
     proc = subprocess.Popen([sys.executable, "experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "--jobs", "1"],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal (a background job ignores it)
     try:
         seen = []
         for line in proc.stdout:  # the sweep's 3 jobs, one at a time: Ctrl-C when the first has ended
