@@ -1,11 +1,15 @@
 """experiments/reproduce.py smoke: every part of both regimes' Results pipeline runs and reports, on worlds of a few people."""
 import importlib.util
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ENV, ROOT, run
 
 @pytest.mark.slow
 def test_reproduce_smoke(tmp_path):
@@ -49,8 +53,6 @@ def test_a_stopped_run_resumes(tmp_path, monkeypatch):
     """A job whose train.py was stopped midway (SIGTERM at a session's end: it saves its step) goes on with --resume
     when reproduce.py runs it again; its other commands, and a run with no checkpoint, start as given. (That
     --resume ends with the uninterrupted run's weights is test_train's.)"""
-    import os
-    import sys
     sys.path.insert(0, os.path.join(ROOT, "experiments"))
     import reproduce
     ran = []
@@ -69,11 +71,6 @@ def test_a_stopped_run_resumes(tmp_path, monkeypatch):
 def test_ctrl_c_stops_it(tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends reproduce.py soon, with no job started after
     it: before, the thread pool's queue ran every remaining job of the batch while the interpreter exited."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    from conftest import ENV
     proc = subprocess.Popen([sys.executable, "experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "--jobs", "1"],
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal (a background job ignores it)
