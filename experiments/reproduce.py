@@ -73,8 +73,9 @@ def run_job(name, cmds, out, threads, device):
             cmd.append("--resume")  # a run stopped before (SIGTERM, Ctrl-C: train.py saved its step) goes on from there, exactly
         with open(log, "a") as f:
             f.write("$ " + " ".join([sys.executable] + cmd) + "\n")
-        if run_script(cmd[0], cmd[1:], env=env, stdout=log, stderr=log, cwd=ROOT) != 0:
-            print(f"  FAILED {name}: see {out}/job.log", flush=True)
+        code = run_script(cmd[0], cmd[1:], env=env, stdout=log, stderr=log, cwd=ROOT)
+        if code != 0:  # 130 / 143 / -2 / -15: stopped by Ctrl-C or SIGTERM, not a failure
+            print(f"  {'stopped' if code in (130, 143, -2, -15) else 'FAILED'} {name}: see {out}/job.log", flush=True)
             return False
     with open(done, "w") as f:
         json.dump({"name": name, "seconds": time.time() - t0, "commands": cmds}, f, default=str)

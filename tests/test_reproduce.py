@@ -85,5 +85,5 @@ def test_ctrl_c_stops_it(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 1 and "reproduce.py: stopped" in out, out[-3000:]
+    assert proc.returncode == 1 and "reproduce.py: stopped" in out and "FAILED" not in out, out[-3000:]
     assert len(list((tmp_path / "runs" / "smoke").glob("*/job.json"))) < 3
