@@ -15,7 +15,7 @@ baselines), large (only when asked). Pretrained (a base model that knows people 
 experiments/pretrained.py), parts: pt_base, pt_sweeps, pt_table1, pt_table2, pt_table1_docs. A real model (SmolLM2-135M
 learns new people; SliCK and gradual learning on EntityQuestions: see experiments/real.py), parts: real_base, real_dev,
 real_table1, real_table2. Runs go to experiments/runs/MODE/NAME/ (a
-finished run is skipped when the script runs again; Ctrl-C stops it, and a train.py it stopped resumes); results to experiments/results/MODE/results.json.
+finished run is skipped when the script runs again; Ctrl-C (or `kill`) stops it, and a train.py it stopped resumes); results to experiments/results/MODE/results.json.
 Every choice is made on the dev split (K and rho from the sweeps, the QA-tuning lr, gradual's fine-tuning
 lr and per-stage checkpoint); the test split is read once, at a run's end.
 """
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -128,6 +129,7 @@ def main():
     p.add_argument("--only", nargs="+", default=None, choices=PARTS + ["large"], help="parts to run (default: all but large)")
     p.add_argument("--root", default=os.path.join(ROOT, "experiments"), help="where runs/ and results/ go")
     args = p.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does (a background run ignores Ctrl-C)
     cfg = MODES[args.mode]
     parts = args.only or PARTS
     runs = os.path.join(args.root, "runs", args.mode)

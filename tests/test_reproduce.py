@@ -68,18 +68,20 @@ def test_a_stopped_run_resumes(tmp_path, monkeypatch):
     ran.clear()
     assert reproduce.run_job("a", cmds, str(tmp_path / "a"), 1, "cpu") and not ran  # finished: skipped
 
-def test_ctrl_c_stops_it(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_it(tmp_path, sig):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends reproduce.py soon, with no job started after
-    it: before, the thread pool's queue ran every remaining job of the batch while the interpreter exited."""
+    it: before, the thread pool's queue ran every remaining job of the batch while the interpreter exited. SIGTERM
+    does the same for a run in the background, which ignores SIGINT (before, it stopped the jobs but not the queue)."""
     proc = subprocess.Popen([sys.executable, "experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "--jobs", "1"],
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal (a background job ignores it)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL if sig == signal.SIGINT else signal.SIG_IGN))
     try:
         seen = []
         for line in proc.stdout:  # the sweep's 3 jobs, one at a time: Ctrl-C when the first has ended
             seen.append(line)
             if line.startswith("  done"):
-                os.killpg(proc.pid, signal.SIGINT)
+                os.killpg(proc.pid, sig)
                 break
         out = "".join(seen) + proc.communicate(timeout=300)[0]
     finally:
