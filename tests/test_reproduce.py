@@ -69,7 +69,7 @@ def test_a_stopped_run_resumes(tmp_path, monkeypatch):
     assert reproduce.run_job("a", cmds, str(tmp_path / "a"), 1, "cpu") and not ran  # finished: skipped
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_stops_it(tmp_path, sig):
+def test_ctrl_c_or_kill_stops_it(tmp_path, sig):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) ends reproduce.py soon, with no job started after
     it: before, the thread pool's queue ran every remaining job of the batch while the interpreter exited. SIGTERM
     does the same for a run in the background, which ignores SIGINT (before, it stopped the jobs but not the queue)."""
