@@ -10,7 +10,8 @@ measured on EntityQuestions, SliCK's 12 relations.
   Knowledge kept: `eval.py --shots 4` after every run on the EntityQuestions test questions the base model
   answered (up to kept_max of them: 100% before training, by construction).
   Arms: baseline, K formats, SAM, both, paraphrases (4 rewrites as versions of a document: one a pass, so the
-  baseline's tokens), the baseline at twice the epochs (SAM's compute), SAM on every 4th step, --lora 16 alone and
+  baseline's tokens), the baseline at twice the epochs (SAM's compute), SAM on every 4th step and the baseline at
+  1.25x the epochs (its compute: one SAM step of four costs two passes), --lora 16 alone and
   with K formats, and a replay of EntityQuestions train questions the base answers (4 to a sequence, as a few-shot
   prompt reads; in (b) --qa_pack 4 packs the new train people's QA too). Every row: tokens trained and the fact-token diagnostic (loss on fact tokens in unseen formats
   and paraphrases).
@@ -180,13 +181,15 @@ def run(parts, x):
         sam = ["--sam", "--rho", rho]
         arms = {"baseline": ([], lr, epochs), f"aug{K}": (["--aug", K], lr, epochs), f"sam{rho}": (sam, lr, epochs),
                 f"aug{K}+sam{rho}": (["--aug", K, *sam], lr, epochs), "para": ([], lr, epochs), "baseline_2x_epochs": ([], lr, 2 * epochs),
-                f"sam{rho}_every4": ([*sam, "--sam_every", 4], lr, epochs), "lora16": (["--lora", 16], lora_lr, epochs),
+                f"sam{rho}_every4": ([*sam, "--sam_every", 4], lr, epochs), "baseline_1.25x_epochs": ([], lr, epochs * 5 // 4), "lora16": (["--lora", 16], lora_lr, epochs),
                 f"lora16+aug{K}": (["--lora", 16, "--aug", K], lora_lr, epochs),
                 "replay": (["--replay", replay, "--replay_ratio", cfg["replay_ratio"], "--qa_pack", 4], lr, epochs)}
         if not res["base"]["replay_n"]:  # nothing the base answers, nothing to replay
             del arms["replay"]
-        def label(arm):  # the 2x-epochs arm is a baseline run at 2x epochs (a dev run, if the grid had it)
-            return "baseline" if arm == "baseline_2x_epochs" else arm
+        if epochs * 5 // 4 == epochs:  # too few epochs for a quarter more (smoke): it would be the baseline's own run
+            del arms["baseline_1.25x_epochs"]
+        def label(arm):  # the 2x- and 1.25x-epochs arms are baseline runs at more epochs (a dev run, if the grid had it)
+            return "baseline" if arm.startswith("baseline_") else arm
         def name_of(protocol, arm, s):
             return f"real_{protocol}_{label(arm)}_lr{arms[arm][1]}_e{arms[arm][2]}_s{s}"
         table = res.setdefault("table1", {})
@@ -265,10 +268,13 @@ def report(q, pm, per_seed_delta, gradual_table):
 
 def figure(q, ax):
     """Knowledge acquired against knowledge kept, every seed of every arm a dot (circles: (c) docs, crosses: (b) mixed)."""
+    from matplotlib import colormaps
+    tab20 = colormaps["tab20"].colors
+    colors = tab20[0::2] + tab20[1::2]  # 20: ten hues, then their light shades (more than ten arms)
     for i, (arm, c) in enumerate(q.get("table1", {}).items()):
         for p, marker in (("docs", "o"), ("mixed", "x")):
             pts = [(k, t) for k, t in zip(c.get(p, {}).get("per_seed_kept", []), c.get(p, {}).get("per_seed_test", [])) if None not in (k, t)]
-            ax.scatter([100 * k for k, _ in pts], [100 * t for _, t in pts], marker=marker, color=f"C{i % 10}", label=arm if p == "docs" else None)
+            ax.scatter([100 * k for k, _ in pts], [100 * t for _, t in pts], marker=marker, color=colors[i % 20], label=arm if p == "docs" else None)
     ax.set_xlabel("knowledge kept: EM % on EntityQuestions it answered before")
     ax.set_ylabel("knowledge acquired: new test people EM %")
     ax.set_title("Real model (SmolLM2-135M): o (c) documents only, x (b) mixed", fontsize=9)
