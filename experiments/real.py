@@ -251,15 +251,17 @@ def report(q, pm, per_seed_delta, gradual_table):
         print(f"\nChosen on dev: {q.get('chosen')}\n")
     if "table1" in q:
         print("**Table 1, real model: new test people's EM % (knowledge acquired; (c): 4-shot after documents only, (b): zero-shot after "
-              "mixed training), EM % on the EntityQuestions questions it answered before (knowledge kept); per-seed difference to the "
+              "mixed training), EM % on the EntityQuestions questions it answered before (knowledge kept), mean ± std (each seed); per-seed difference to the "
               "baseline in points; fact-token loss on the new people's documents in unseen formats / paraphrases**\n")
         print("| arm | (c) docs: new | per seed vs baseline | kept | (b) mixed: new | per seed vs baseline | kept | k tokens (c) / (b) "
               "| fact loss (c): formats / paraphrases | (b) |\n|---|---|---|---|---|---|---|---|---|---|")
         b = q["table1"].get("baseline", {})
+        def cell(c, key):  # mean ± std (each seed's %)
+            return f"{pm(c.get(key))} ({' / '.join(f'{100 * v:.1f}' for v in c.get(f'per_seed_{key}', []) if v is not None)})"
         for arm, c in q["table1"].items():
             d, m = c.get("docs", {}), c.get("mixed", {})
-            print(f"| {arm} | {pm(d.get('test'))} | {per_seed_delta(d.get('per_seed_test'), b.get('docs', {}).get('per_seed_test'))} | {pm(d.get('kept'))} "
-                  f"| {pm(m.get('test'))} | {per_seed_delta(m.get('per_seed_test'), b.get('mixed', {}).get('per_seed_test'))} | {pm(m.get('kept'))} "
+            print(f"| {arm} | {cell(d, 'test')} | {per_seed_delta(d.get('per_seed_test'), b.get('docs', {}).get('per_seed_test'))} | {cell(d, 'kept')} "
+                  f"| {cell(m, 'test')} | {per_seed_delta(m.get('per_seed_test'), b.get('mixed', {}).get('per_seed_test'))} | {cell(m, 'kept')} "
                   f"| {pm(d.get('tokens'), 1e-3, 0)} / {pm(m.get('tokens'), 1e-3, 0)} | {pm(d.get('fact_loss_formats'), 1, 2)} / "
                   f"{pm(d.get('fact_loss_paraphrases'), 1, 2)} | {pm(m.get('fact_loss_formats'), 1, 2)} / {pm(m.get('fact_loss_paraphrases'), 1, 2)} |")
         print()
