@@ -9,7 +9,7 @@ naive loop of `generate` calls, and the whole process of probing 500 questions (
     python bench.py --configs default       # one config only
     python bench.py --configs default 0.5b --skip_probe   # on a GPU: add the ~0.5B config (bf16) and FSDP2
     python bench.py --configs smollm2 --rounds 1 --rows 2 --fast_questions 64   # the real model (README's run);
-        # its probe section asks SliCK's EntityQuestions (from ../shared/data/entityquestions/dataset.zip, or --eq_archive)
+        # its probe section asks SliCK's EntityQuestions (--eq_archive dataset.zip, or downloaded)
 
 Needs `accelerate` for the Trainer columns (pip install accelerate); it is not a runtime dependency.
 """
@@ -223,8 +223,8 @@ def main():
     p.add_argument("--fast_questions", type=int, default=256, help="questions for probe.py --fast's rate")
     p.add_argument("--naive_questions", type=int, default=2, help="questions for the naive loop's rate (170 generate calls each)")
     p.add_argument("--whole_questions", type=int, default=500, help="questions of the whole-process probe.py --fast run (0: none)")
-    p.add_argument("--eq_archive", default=os.path.join(HERE, "..", "shared", "data", "entityquestions", "dataset.zip"),
-                   help="EntityQuestions release archive, for --configs smollm2's probe section")
+    p.add_argument("--eq_archive", default=os.environ.get("EQ_ARCHIVE"), help="EntityQuestions release archive, for --configs smollm2's "
+                   "probe section (default: $EQ_ARCHIVE, else data/entityquestions/prepare.py downloads it and keeps it)")
     p.add_argument("--skip_trainer", action="store_true", help="skip the Hugging Face Trainer comparison")
     p.add_argument("--out", default="bench.json", help="write the results here")
     args = p.parse_args()
@@ -298,7 +298,7 @@ def main():
     if not args.skip_probe:
         if args.configs[0] == "smollm2":  # the real model on SliCK's data: EntityQuestions test questions, evaluated 4-shot
             model_dir, qa, split, shots = SMOLLM2, os.path.join(tmp, "eq.jsonl"), "test", 4
-            subprocess.run([sys.executable, os.path.join(HERE, "data", "entityquestions", "prepare.py"), "--archive", args.eq_archive, "--relations",
+            subprocess.run([sys.executable, os.path.join(HERE, "data", "entityquestions", "prepare.py"), *(["--archive", args.eq_archive] if args.eq_archive else []), "--relations",
                             *data.SLICK_RELATIONS, "--max_per_split", str(-(-args.whole_questions // len(data.SLICK_RELATIONS))), "--out", qa], check=True, stdout=subprocess.DEVNULL)
         else:  # a model that has learned the QA format, so answers end at a newline as they do when probing for real
             # (an untrained one runs every row to --max_new_tokens: 4-7x the work of a real probe, for both loops)

@@ -44,7 +44,6 @@ import slick  # noqa: E402  (experiments/slick.py: Table 2, the pretrained regim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOLLM2 = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
-EQ_ARCHIVE = os.path.join(ROOT, "..", "shared", "data", "entityquestions", "dataset.zip")
 MODES = {  # new: new people (0: the pretrained regime's smoke world); eq_per_split: EntityQuestions items a relation and split;
     # kept_split: the split the kept set comes from (smoke: train, the only one its tiny base answers 4-shot)
     "smoke": dict(new=0, eq_per_split=0, kept_split="train", kept_max=20, replay_max=20, seeds=[0], lrs=[1e-3], epochs=[1], ks=[2], rhos=[0.05],
@@ -61,7 +60,7 @@ MODES = {  # new: new people (0: the pretrained regime's smoke world); eq_per_sp
 PARTS = ["real_base", "real_dev", "real_table1", "real_table2"]
 PROTOCOLS = ["docs", "mixed"]
 
-def setup(cfg, R):
+def setup(cfg, R, archive):
     """The base model, the new people's files and the knowledge QA file (real: SmolLM2 and EntityQuestions)."""
     if not cfg["new"]:  # smoke: the pretrained regime's smoke world and base (reproduce.py's pt_base part)
         w = R("pt_world")
@@ -70,7 +69,7 @@ def setup(cfg, R):
     w, eq = R("real_world"), R("real_world/eq.jsonl")
     if not os.path.exists(os.path.join(w, "qa_tiers.jsonl")):  # only the new tier is used: known and long-tail as small as allowed
         subprocess.run([sys.executable, "data/bios/tiers.py", "--known", "4", "--longtail", "3", "--new", str(cfg["new"]), "--out_dir", w], cwd=ROOT, check=True)
-    entityquestions(eq, cfg["eq_per_split"])
+    entityquestions(eq, cfg["eq_per_split"], archive)
     if not os.path.exists(os.path.join(SMOLLM2, "model.safetensors")):
         subprocess.run([sys.executable, "data/smollm2/prepare.py"], cwd=ROOT, check=True)
     return SMOLLM2, {n: os.path.join(w, f"{n}.jsonl") for n in ("new_docs", "new_para", "new_para_heldout", "qa_new")}, eq
@@ -94,7 +93,7 @@ def run(parts, x):
     res["config"] = cfg
     def R(name):
         return os.path.join(x.runs, name)
-    base, f, knowledge = setup(cfg, R)
+    base, f, knowledge = setup(cfg, R, x.eq_archive)
     kept, replay = R("real_kept.jsonl"), R("real_replay.jsonl")
     def evaluated(model, qa, out, *extra):
         """eval.py, 4-shot (exemplars: the file's dev split), results to out."""
@@ -212,7 +211,7 @@ def run(parts, x):
         x.batch(todo([job(p, label(a), arms[a][0], s, arms[a][1], arms[a][2]) for s, a in order for p in PROTOCOLS],
                      "fact_loss_formats"), then=tabulate)
     if "real_table2" in parts:  # SliCK and gradual learning on EntityQuestions: experiments/slick.py, 4-shot evals for gradual
-        sc, pool = cfg["slick"], slick_pool(cfg, R)
+        sc, pool = cfg["slick"], slick_pool(cfg, R, x.eq_archive)
         t2 = res.setdefault("slick", {"config": sc})
         for n in range(1, len(sc["seeds"]) + 1):  # seed by seed, each whole and saved before the next starts
             slick.table2(x, {**sc, "seeds": sc["seeds"][:n]}, lambda s: base, pool, "real", t2, ["--eval_shots", 4])
@@ -221,17 +220,20 @@ def run(parts, x):
             t2["seeds_done"] = n
             x.save()
 
-def slick_pool(cfg, R):
+def slick_pool(cfg, R, x.eq_archive):
     """The SliCK pool: EntityQuestions, 12 relations, per_split items a relation and split (smoke: the tiered world's pool)."""
     if not cfg["new"]:
         return os.path.join(R("pt_world"), "qa_slick.jsonl")
-    return entityquestions(R("real_world/eq_slick.jsonl"), cfg["slick"]["per_split"])
+    return entityquestions(R("real_world/eq_slick.jsonl"), cfg["slick"]["per_split"], archive)
 
-def entityquestions(path, per_split):
-    """SliCK's 12 relations of EntityQuestions, per_split items a relation and split (seeded), at path once."""
+def entityquestions(path, per_split, archive=None):
+    """SliCK's 12 relations of EntityQuestions, per_split items a relation and split (seeded), at path once: from the
+    release archive given (--eq_archive), else the one data/entityquestions/prepare.py downloads and keeps."""
     if not os.path.exists(path):
-        subprocess.run([sys.executable, "data/entityquestions/prepare.py", "--archive", EQ_ARCHIVE, "--relations", *SLICK_RELATIONS,
-                        "--max_per_split", str(per_split), "--out", path], cwd=ROOT, check=True)
+        code = subprocess.run([sys.executable, "data/entityquestions/prepare.py", *(["--archive", archive] if archive else []),
+                               "--relations", *SLICK_RELATIONS, "--max_per_split", str(per_split), "--out", path], cwd=ROOT).returncode
+        if code:  # prepare.py said why and how to get the archive
+            sys.exit(2)
     return path
 
 def report(q, pm, per_seed_delta, gradual_table):

@@ -128,6 +128,8 @@ def main():
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--only", nargs="+", default=None, choices=PARTS + ["large"], help="parts to run (default: all but large)")
     p.add_argument("--root", default=os.path.join(ROOT, "experiments"), help="where runs/ and results/ go")
+    p.add_argument("--eq_archive", default=os.environ.get("EQ_ARCHIVE"), help="the EntityQuestions release archive (dataset.zip) for "
+                   "the real-model parts (default: $EQ_ARCHIVE, else data/entityquestions/prepare.py downloads it and keeps it)")
     args = p.parse_args()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does (a background run ignores Ctrl-C)
     cfg = MODES[args.mode]
@@ -287,7 +289,8 @@ def main():
         results["large"] = {"config": LARGE, "cells": {a: cell([f"large_{a}_s{s}" for s in LARGE["seeds"]]) for a in larms}}
     from types import SimpleNamespace
     x = SimpleNamespace(batch=batch, metrics=metrics, curve=curve, mean_curve=mean_curve, save=save, fact_loss=fact_loss, mean_std=mean_std,
-                        runs=runs, results=results, mode=args.mode, device=args.device)
+                        runs=runs, results=results, mode=args.mode, device=args.device,
+                        eq_archive=args.eq_archive)
     for regime in (pretrained, real):  # experiments/pretrained.py, experiments/real.py
         if set(parts) & set(regime.PARTS):
             regime.run(parts, x)

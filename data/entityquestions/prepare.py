@@ -5,6 +5,10 @@ JSONL: one file with every relation and the release's own train / dev / test spl
     python data/entityquestions/prepare.py                              # download the release -> data/entityquestions/qa.jsonl
     python data/entityquestions/prepare.py --relations P19 P36 P106 --max_per_split 2000
     python data/entityquestions/prepare.py --archive dataset.zip        # a release archive already on disk (offline)
+
+The downloaded release is kept in data/entityquestions/dataset.zip (--cache, ignored by git) and reused by later
+calls; without a network, download it elsewhere and pass --archive (experiments/reproduce.py and bench.py take
+--eq_archive, or the EQ_ARCHIVE environment variable, and hand it here).
     python probe.py --model Qwen/Qwen2-1.5B --qa data/entityquestions/qa.jsonl --split test --out probe.jsonl
 
 The release (dataset.zip) holds dataset/{train,dev,test}/P<id>.<split>.jsonl, one {"question", "answers"} a line;
@@ -56,27 +60,38 @@ def convert(archive, relations=None, max_per_split=0, seed=0):
         rows += items
     return rows
 
+def download(url):
+    """The release's bytes; where that fails, one line on how to get it by hand."""
+    print(f"downloading {url}", file=sys.stderr)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.read()
+    except OSError as e:
+        raise OSError(f"cannot download it ({getattr(e, 'reason', e)}): download it by hand and pass --archive PATH "
+                      "(experiments/reproduce.py and bench.py: --eq_archive PATH, or EQ_ARCHIVE=PATH)") from None
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archive", default=None, help="a release archive on disk (default: download it from --url)")
     p.add_argument("--url", default=URL, help="where the release archive is downloaded from")
+    p.add_argument("--cache", default=os.path.join(HERE, "dataset.zip"), help="where a downloaded archive is kept, and read from next time")
     p.add_argument("--relations", nargs="+", default=None, help="keep these relations only (e.g. P19 P36); default: all")
     p.add_argument("--max_per_split", type=int, default=0, help="at most this many items per relation and split (0: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --max_per_split sample")
     p.add_argument("--out", default=os.path.join(HERE, "qa.jsonl"), help="output QA JSONL")
     args = p.parse_args(argv)
-    source = args.archive or args.url
+    source = args.archive or (args.cache if os.path.exists(args.cache) else args.url)
     try:
-        if args.archive:
-            archive = args.archive
-        else:
-            print(f"downloading {args.url}", file=sys.stderr)
-            with urllib.request.urlopen(args.url, timeout=60) as r:
-                archive = r.read()
+        archive = download(args.url) if source == args.url else source
         rows = convert(archive, args.relations, args.max_per_split, args.seed)
     except (ValueError, OSError) as e:
         print(f"prepare.py: {source}: {e}", file=sys.stderr)
         sys.exit(2)
+    if source == args.url:  # a release that converts: kept for the next call (whole or not at all)
+        os.makedirs(os.path.dirname(os.path.abspath(args.cache)), exist_ok=True)
+        with open(args.cache + ".tmp", "wb") as f:
+            f.write(archive)
+        os.replace(args.cache + ".tmp", args.cache)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".tmp", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
