@@ -31,7 +31,8 @@ from safetensors.torch import load_file
 
 import data
 import train
-from eval import evaluate, load_model, stop_ids
+from eval import evaluate
+from model import load_model, stop_ids
 from lora import add_lora
 from sam import SAM
 
@@ -200,7 +201,7 @@ def whole_process(model, qa, split, n, rates, tmp):
     sub, t0 = os.path.join(tmp, "whole.jsonl"), time.perf_counter()
     with open(sub, "w") as f:
         f.writelines([l for l, s in zip(lines, splits) if s == "dev"] + asked)
-    subprocess.run([sys.executable, "-c", f"from data.models import load_model; import probe; load_model({model!r})"], cwd=HERE, check=True)
+    subprocess.run([sys.executable, "-c", f"from model import load_model; import probe; load_model({model!r})"], cwd=HERE, check=True)
     t1 = time.perf_counter()
     subprocess.run([sys.executable, os.path.join(HERE, "probe.py"), "--model", model, "--qa", sub, "--split", split, "--fast",
                     "--out", os.path.join(tmp, "whole_probe.jsonl")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

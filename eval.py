@@ -17,8 +17,6 @@ The same functions serve train.py (--eval_qa) and probe.py (generation with a sh
 """
 import argparse
 import copy
-import functools
-import inspect
 import json
 import os
 import string
@@ -27,7 +25,6 @@ from collections import defaultdict
 
 from augment import qa_completion
 from data import DataError, Help, encode_pair, exemplar_pool, exemplar_sets, make_prompt, prefix_ids, read_qa
-from data.models import load_model  # noqa: F401 (also eval.load_model, as the tests and bench.py call it)
 
 def get_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
@@ -53,6 +50,8 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
+from model import cache_kwarg, decode, left_pad, load_model, prefix_cache, stop_ids  # noqa: E402
+
 
 # -----------------------------------------------------------------------------
 # matching: one implementation of "is this answer correct", used by eval.py and probe.py
@@ -67,66 +66,8 @@ def exact_match(pred, answers):
 def contains(pred, answers):
     return any(normalize(a) in normalize(pred) for a in answers)
 
-@functools.lru_cache(maxsize=8)
-def stop_ids(tokenizer):
-    """Every token whose text holds a newline, and eos: generation of an answer ends at any of them. Each id is
-    decoded alone (every tokenizer backend can do that, MistralCommonBackend included); cached per tokenizer."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    return frozenset(i for i, t in enumerate(texts) if "\n" in t) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
-
-def cache_kwarg(model):
-    """The name of the KV-cache argument and output: transformers 5.x renamed `past_key_values` to `cache`;
-    requirements.txt admits versions on both sides of the rename."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
 # -----------------------------------------------------------------------------
 # generation
-
-def left_pad(rows, pad_id, device):
-    n = max(len(r) for r in rows)
-    ids = torch.tensor([[pad_id] * (n - len(r)) + r for r in rows], device=device)
-    mask = torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in rows], device=device)
-    return ids, mask
-
-@torch.no_grad()
-def decode(model, ids, mask, stops, max_new_tokens=24, temperature=0.0, top_k=0, past=None, generator=None, n=1):
-    """Continue each row of a left-padded batch `n` times (rows i*n .. i*n+n-1 of the result continue row i).
-    temperature: a float, or one per result row (0: greedy). With `past` (the KV cache of a shared prefix,
-    already expanded to the batch) `mask` covers prefix + rows. Returns each result row's new token ids,
-    cut before its first stop token. The prompts are run once, then their cache is copied n times."""
-    temperature = torch.as_tensor(temperature, dtype=torch.float, device=ids.device).expand(ids.shape[0] * n)
-    stop_t = torch.tensor(sorted(stops), device=ids.device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
-    alive = torch.arange(ids.shape[0] * n, device=ids.device)  # result rows still generating
-    tokens = torch.full((ids.shape[0] * n, max_new_tokens), -1, dtype=torch.long, device=ids.device)
-    cache = cache_kwarg(model)
-    for t in range(max_new_tokens):
-        o = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{cache: past})
-        past, logits = getattr(o, cache), o.logits[:, -1].float()
-        if t == 0 and n > 1:  # one prefill per prompt, then n copies of its cache
-            past.batch_repeat_interleave(n)
-            logits, mask, positions = (x.repeat_interleave(n, dim=0) for x in (logits, mask, positions))
-        nxt = logits.argmax(-1)
-        hot = temperature > 0
-        if hot.any():
-            scaled = logits[hot] / temperature[hot, None]
-            vals, idx = scaled.topk(min(top_k or scaled.shape[-1], scaled.shape[-1]), dim=-1)  # sample among the top k only
-            nxt[hot] = idx.gather(1, torch.multinomial(vals.softmax(-1), 1, generator=generator)).squeeze(-1)
-        tokens[alive, t] = nxt
-        going = ~torch.isin(nxt, stop_t)
-        if not going.any():  # one host sync a token; answers are short
-            break
-        if not going.all():  # drop finished rows: the rest of the batch gets cheaper
-            keep = going.nonzero().flatten()
-            past.batch_select_indices(keep)
-            alive, nxt, mask, positions, temperature = (x[keep] for x in (alive, nxt, mask, positions, temperature))
-        ids, positions = nxt[:, None], positions[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    out = []
-    for row in tokens.tolist():
-        cut = next((j for j, t in enumerate(row) if t in stops or t < 0), len(row))
-        out.append(row[:cut])
-    return out
 
 def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=False, bar=None, prefix=()):
     """Greedy answers (text before the first newline) for a list of prompt strings. With `prefix` (token ids of
@@ -148,13 +89,6 @@ def generate(model, tokenizer, prompts, batch_size=64, max_new_tokens=24, chat=F
         if bar is not None:
             bar.update(len(idx))
     return [a for _, a in sorted(answers)]
-
-@torch.no_grad()
-def prefix_cache(model, prefix_ids):
-    """The KV cache of a shared prefix (few-shot exemplars), computed once, batch of one."""
-    cache = cache_kwarg(model)
-    device = next(model.parameters()).device
-    return getattr(model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True, logits_to_keep=1), cache)  # (its logits unused)
 
 @torch.no_grad()
 def score_gold(model, tokenizer, prompts, golds, batch_size=64, temperature=1.0, top_k=0, prefix=None, chat=False, bar=None):

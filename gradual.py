@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 from data import CATEGORIES, DataError, Help, read_qa
-from data.launch import run_script
+from launch import run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KNOWN = ("HighlyKnown", "MaybeKnown")
@@ -72,7 +72,7 @@ def run(args, script, flags, distributed=True):
     with open(os.path.join(args.out_dir, "commands.sh"), "a") as f:
         f.write(line + "\n")
     # one process per stage; without torchrun a fork of a server that has imported torch and transformers once
-    # (data/launch.py): the process this command line starts, minus ~8 s of imports
+    # (launch.py): the process this command line starts, minus ~8 s of imports
     code = subprocess.run(cmd).returncode if len(launcher) > 1 else run_script(cmd[1], cmd[2:])
     if code != 0:
         sys.exit(f"gradual.py: stage failed: {line}")

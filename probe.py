@@ -51,8 +51,8 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
-from data.models import load_model  # noqa: E402
-from eval import decode, exact_match, left_pad, prefix_cache, score_gold, stop_ids  # noqa: E402
+from eval import exact_match, score_gold  # noqa: E402
+from model import decode, left_pad, load_model, prefix_cache, stop_ids  # noqa: E402
 
 
 def category(p_greedy, p_sample):

@@ -30,7 +30,7 @@ import time
 from contextlib import nullcontext
 
 from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
-from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa, train_tokenizer
+from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -123,64 +123,13 @@ if __name__ == "__main__":
     get_args()  # --help and a mistyped flag answer at once, before torch loads (seconds)
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-from data.models import load_model, load_state  # noqa: E402
+from model import load_model, load_state, loss_sum_of, model_checks, scratch_model  # noqa: E402
 from eval import evaluate, print_table  # noqa: E402
 from sam import SAM  # noqa: E402
 
 # -----------------------------------------------------------------------------
 # model
-
-def scratch_model(args, texts, out_dir, master_process, ddp):
-    """A tiny Llama and a tokenizer trained on the data (on rank 0; every rank loads it, so all hold the same one)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-    if master_process:
-        train_tokenizer(texts, args.vocab_size, out_dir)
-    if ddp:
-        torch.distributed.barrier()
-    tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=args.n_embd, intermediate_size=4 * args.n_embd,
-                         num_hidden_layers=args.n_layer, num_attention_heads=args.n_head, num_key_value_heads=args.n_head,
-                         max_position_embeddings=args.block_size, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(args.seed)  # the same init on every rank
-    return LlamaForCausalLM(config), tokenizer
-
-def loss_sum_of(model, inputs, labels, gather=True):
-    """Summed token loss of one micro-batch (data.micro_batches). Logits only where a target is: a forward
-    pre-hook hands lm_head just the hidden states that predict a target (a QA prompt costs no lm_head, nor
-    does any position in a packed row that predicts nothing), so the logits are (1, targets, vocab).
-    gather=False (a model whose logits are not its lm_head's output, see model_checks) computes them all.
-    No KV cache: with one, transformers would not build the packed rows' block-diagonal mask."""
-    predicts = F.pad(labels[:, 1:] != -100, (0, 1))  # positions whose next token carries loss
-    head = (model.module if hasattr(model, "module") else model).get_output_embeddings()
-    hook = head.register_forward_pre_hook(lambda m, a: (a[0][predicts][None],)) if gather else None
-    try:
-        logits = model(**inputs, logits_to_keep=0, use_cache=False).logits
-    finally:
-        if hook:
-            hook.remove()
-    logits = logits[0] if gather else logits[predicts]
-    return F.cross_entropy(logits.float(), labels[:, 1:][predicts[:, :-1]], reduction="sum")
-
-@torch.no_grad()
-def model_checks(model, device):
-    """(packs, gathers): does this model keep packed examples apart (the block-diagonal mask transformers
-    builds from position ids), and are its logits its lm_head's output, position by position (what
-    loss_sum_of's gather needs)? Two short random examples in one row must give the logits they give alone.
-    train.py pads instead of packing, or computes every logit, where a check fails."""
-    was_training, vocab = model.training, model.config.vocab_size
-    model.eval()
-    a, b = (torch.randint(3, vocab, (1, n), generator=torch.Generator().manual_seed(n)).to(device) for n in (5, 7))
-    inputs = {"input_ids": torch.cat([a, b], 1), "position_ids": torch.cat([torch.arange(5), torch.arange(7)])[None].to(device)}
-    row = model(**inputs, use_cache=False).logits.float()
-    alone = torch.cat([model(input_ids=x, use_cache=False).logits for x in (a, b)], 1).float()
-    labels = torch.where(torch.arange(12, device=device) % 3 == 0, inputs["input_ids"], -100)
-    losses = [loss_sum_of(model, inputs, labels, gather) for gather in (True, False)]
-    model.train(was_training)
-    close = lambda x, y: torch.allclose(x, y, atol=1e-3 * y.abs().max().item() + 1e-6)  # noqa: E731
-    return close(row, alone), close(*losses)
 
 def measure_peak_flops(device, dtype, trials=3):
     """The matmul rate this device reaches (the MFU denominator), measured: the best of a few trials (neighbours only slow one down)."""

@@ -220,7 +220,7 @@ def run(parts, x):
             t2["seeds_done"] = n
             x.save()
 
-def slick_pool(cfg, R, x.eq_archive):
+def slick_pool(cfg, R, archive):
     """The SliCK pool: EntityQuestions, 12 relations, per_split items a relation and split (smoke: the tiered world's pool)."""
     if not cfg["new"]:
         return os.path.join(R("pt_world"), "qa_slick.jsonl")

@@ -36,8 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from augment import format_variants  # noqa: E402
 from data import encode_doc, read_docs, read_qa  # noqa: E402
-from data.launch import run_script  # noqa: E402
-from eval import load_model  # noqa: E402
+from launch import run_script  # noqa: E402
+from model import load_model  # noqa: E402
 import pretrained  # noqa: E402  (experiments/pretrained.py: the pretrained regime)
 import real  # noqa: E402  (experiments/real.py: the real-model regime, SmolLM2)
 from slick import GRADUAL_MODES  # noqa: E402  (experiments/slick.py: both pretrained regimes' Table 2)
@@ -68,7 +68,7 @@ def run_job(name, cmds, out, threads, device):
     t0 = time.time()
     log = os.path.join(out, "job.log")
     open(log, "w").close()
-    for cmd in cmds:  # each a process (data/launch.py: forked from a server that imported torch once), output to job.log
+    for cmd in cmds:  # each a process (launch.py: forked from a server that imported torch once), output to job.log
         cmd = [str(c) for c in cmd] + (["--device", device] if cmd[0] == "train.py" else [])
         if cmd[0] == "train.py" and os.path.exists(os.path.join(ROOT, cmd[cmd.index("--out_dir") + 1], "trainer_state.pt")):
             cmd.append("--resume")  # a run stopped before (SIGTERM, Ctrl-C: train.py saved its step) goes on from there, exactly

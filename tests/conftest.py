@@ -8,13 +8,13 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data.launch import run_script  # noqa: E402
+from launch import run_script  # noqa: E402
 # small matmuls: one thread per process is faster and lets torchrun's two ranks share 2 cores
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 TINY = ["--n_layer", "2", "--n_head", "2", "--n_embd", "32", "--vocab_size", "512", "--block_size", "128"]
 
 def run(script, *args, check=True, torchrun=0, timeout=600):
-    """Run a repo script in a process of its own (data/launch.py: a fork of a server that imported torch once; or
+    """Run a repo script in a process of its own (launch.py: a fork of a server that imported torch once; or
     torchrun with `torchrun` ranks); returns the result, stdout and stderr captured."""
     if torchrun:
         res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",

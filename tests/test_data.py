@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import run
 from data import DataError, file_kind, read_docs, read_examples, read_qa
 
 RELATIONS = ["birth_date", "birth_city", "university", "major", "employer", "employer_city"]

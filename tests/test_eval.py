@@ -10,6 +10,7 @@ import augment
 import eval as ev
 from conftest import run
 from data import read_qa
+from model import decode, left_pad, load_model, prefix_cache, stop_ids
 from trained_facts import FACTS, fact_items, facts_file, one_thread, trained_on_facts, write_jsonl
 
 @pytest.fixture(autouse=True, scope="module")
@@ -20,12 +21,12 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory):
     """Tiny scratch model that answers all six made-up facts (shared with test_train.py via the cache)."""
-    return ev.load_model(trained_on_facts(tmp_path_factory, 150))
+    return load_model(trained_on_facts(tmp_path_factory, 150))
 
 @pytest.fixture(scope="module")
 def halfway(tmp_path_factory):
     """The same, trained 60 steps: some answers right, some wrong."""
-    return ev.load_model(trained_on_facts(tmp_path_factory, 60))
+    return load_model(trained_on_facts(tmp_path_factory, 60))
 
 def items_of(rows):
     """QA items as read_qa returns them ('answers', 'split', ...)."""
@@ -62,7 +63,7 @@ def test_any_of_several_answers_counts():
 # evaluate()
 
 def test_evaluate_returns_the_breakdowns(tiny_model, bios):
-    model, tok = ev.load_model(str(tiny_model))
+    model, tok = load_model(str(tiny_model))
     items = read_qa(str(bios / "qa.jsonl"))[::5]  # every split and relation, 36 items
     res = ev.evaluate(model, tok, items)
     assert {"exact_match", "contains", "n", "by_relation", "by_split", "predictions"} <= set(res)
@@ -164,7 +165,7 @@ def test_score_gold_probability_at_low_temperature(overfit, halfway):
 def test_fast_path_encodes_the_prompt_as_generation_does_also_with_chat(tiny_model):
     """score_gold must teacher-force the very prompt tokens that generate() feeds the model, with a chat
     template too (eval.py --fast --chat); otherwise the fast path answers a different prompt."""
-    model, tok = ev.load_model(str(tiny_model))
+    model, tok = load_model(str(tiny_model))
     tok.chat_template = "{{ bos_token }}User: {{ messages[0]['content'] }}\nAssistant:"
     item = items_of([{"id": "a", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
     seen = []
@@ -187,7 +188,7 @@ def test_fast_path_encodes_the_prompt_as_generation_does_also_with_chat(tiny_mod
 def test_decode_with_a_shared_prefix_cache_equals_full_prompts(overfit):
     model, tok = overfit
     model.eval()
-    stops = ev.stop_ids(tok)
+    stops = stop_ids(tok)
     prefix = "".join(augment.qa_prompt(it["question"]) + augment.qa_completion(it["answer"]) for it in fact_items()[:2])
     questions = [it["question"] for it in fact_items()[2:]] + ["Which city was Zorblat Quimbus born in?", "Who?"]
     prefix_ids = tok(prefix)["input_ids"]
@@ -198,17 +199,17 @@ def test_decode_with_a_shared_prefix_cache_equals_full_prompts(overfit):
         suffixes.append(full[len(prefix_ids):])
     assert len({len(s) for s in suffixes}) > 1  # rows of different lengths: the padding matters
     # reference: each full prompt, left padded, no cache shared
-    ids, mask = ev.left_pad([prefix_ids + s for s in suffixes], tok.pad_token_id, "cpu")
-    reference = ev.decode(model, ids, mask, stops, max_new_tokens=12)
+    ids, mask = left_pad([prefix_ids + s for s in suffixes], tok.pad_token_id, "cpu")
+    reference = decode(model, ids, mask, stops, max_new_tokens=12)
     assert any(reference) and sum(tok.decode(r).strip() in {c for _, _, c in FACTS} for r in reference) >= 3
 
     def with_prefix(n=1):
-        ids, mask = ev.left_pad(suffixes, tok.pad_token_id, "cpu")
+        ids, mask = left_pad(suffixes, tok.pad_token_id, "cpu")
         with torch.no_grad():
-            past = ev.prefix_cache(model, prefix_ids)
+            past = prefix_cache(model, prefix_ids)
         past.batch_repeat_interleave(len(suffixes))
         mask = torch.cat([torch.ones(len(suffixes), len(prefix_ids), dtype=mask.dtype), mask], dim=1)
-        return ev.decode(model, ids, mask, stops, max_new_tokens=12, past=past, n=n)
+        return decode(model, ids, mask, stops, max_new_tokens=12, past=past, n=n)
 
     assert with_prefix() == reference
     # n copies per row (probe.py's samples), greedy: every copy is the reference

@@ -1,4 +1,4 @@
-"""data/launch.py: a script run as a fork of the warm server behaves as `python script args` does (exit codes,
+"""launch.py: a script run as a fork of the warm server behaves as `python script args` does (exit codes,
 output, environment, working directory, argv, signals, timeouts), and LAUNCH_FORK=0 runs the same plain subprocess."""
 import os
 import signal
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import ENV, ROOT
-from data.launch import run_script
+from launch import run_script
 
 SCRIPT = '''import os, sys, time
 print("argv", sys.argv[1:], "cwd", os.getcwd(), "path0", sys.path[0] == os.path.dirname(os.path.abspath(__file__)))
@@ -69,7 +69,7 @@ def test_a_script_that_runs_scripts_reuses_its_server(tmp_path):
     """gradual.py under reproduce.py: the inner runs go to the server the outer script came from (no second ~8 s import)."""
     (tmp_path / "inner.py").write_text("import os\nprint('inner', os.environ['LAUNCH_SERVER'])\n")
     (tmp_path / "outer.py").write_text(
-        "import os, sys\nsys.path.insert(0, %r)\nfrom data import launch\n"
+        "import os, sys\nsys.path.insert(0, %r)\nimport launch\n"
         "code = launch.run_script(os.path.join(%r, 'inner.py'), [])\nprint('outer', code, len(launch._servers), os.environ['LAUNCH_SERVER'])\n"
         % (ROOT, str(tmp_path)))
     out = tmp_path / "out.txt"

@@ -189,7 +189,7 @@ def test_training_state_is_adapter_sized(tiny_model):
     for full AdamW and 20 with SAM; with LoRA 4 bytes a frozen weight and 16 (20) a trainable one, so the optimizer
     state and SAM's copy are adapter-sized."""
     import bench
-    from eval import load_model
+    from model import load_model
     model, _ = load_model(str(tiny_model))
     n_all = sum(p.numel() for p in model.parameters())  # a tied lm_head counted once, as by storage
     lora.add_lora(model, 16)

@@ -10,9 +10,9 @@ import pytest
 
 import augment
 import data
-import eval as ev
 import probe
 from conftest import run
+from model import load_model, stop_ids
 from real_tokenizers import VOCAB
 
 NAMES = list(VOCAB)
@@ -45,7 +45,7 @@ def inside(tok, text):
 def test_each_tokenizer_loads_with_its_full_vocabulary(real_models, tokenizers):
     from transformers import AutoConfig
     for name, tok in tokenizers.items():
-        model, tok2 = ev.load_model(real_models[name])
+        model, tok2 = load_model(real_models[name])
         assert len(tok2) == VOCAB[name] == model.config.vocab_size, name
         assert (type(tok2).__name__ == "MistralCommonBackend") == (name == "tekken"), type(tok2).__name__
         assert (data.start_ids(tok) == [tok.bos_token_id]) == (name in ADDS_BOS), (name, data.start_ids(tok))
@@ -106,12 +106,12 @@ def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name
 
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_stop_tokens(name, tok):
-    stops = ev.stop_ids(tok)
+    stops = stop_ids(tok)
     newline = data.encode_pair(tok, "Question: Where?\nAnswer:", " Paris\n")[0][-1]
     assert newline in stops and tok.eos_token_id in stops, name
     assert all("\n" in tok.decode([i]) for i in stops if i != tok.eos_token_id)
     assert not any(i in stops for i in inside(tok, "Paris Texas Answer"))
-    assert ev.stop_ids(tok) is stops  # cached: decoding a 150k vocabulary happens once
+    assert stop_ids(tok) is stops  # cached: decoding a 150k vocabulary happens once
 
 # -----------------------------------------------------------------------------
 # end to end on each tokenizer: train -> eval -> probe (--fast too), six facts to 100% exact match

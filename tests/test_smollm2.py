@@ -16,8 +16,8 @@ import torch
 import data
 import eval as ev
 import probe
-import train
 from conftest import ENV, ROOT, run
+from model import load_model, loss_sum_of, model_checks
 from trained_facts import one_thread, write_jsonl
 
 CAPITALS = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
@@ -42,7 +42,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(smollm2):
     with one_thread():
-        yield ev.load_model(smollm2)
+        yield load_model(smollm2)
 
 def test_converted_folder_is_a_plain_model(smollm2, model):
     m, tok = model
@@ -80,13 +80,13 @@ def test_fast_probe_gives_the_sampling_probes_greedy_counts(smollm2, world, tmp_
 def test_packed_and_padded_logits_and_losses_agree(world, model):
     m, tok = model
     with one_thread():
-        assert train.model_checks(m, "cpu") == (True, True)  # packed examples kept apart; lm_head gather exact
+        assert model_checks(m, "cpu") == (True, True)  # packed examples kept apart; lm_head gather exact
         texts = [d["text"] for d in data.read_docs(str(world / "docs.jsonl"))] + ["Question: What is the capital of Italy?\nAnswer: Rome"]
         rows = [(data.encode_doc(tok, t), ((0, len(data.encode_doc(tok, t))),)) for t in texts]
         packed, padded = data.pack_rows(rows, tok.pad_token_id, "cpu", 4.0), data.collate(rows, tok.pad_token_id, "cpu")
         assert packed[0]["input_ids"].shape[0] == 1 and padded[0]["input_ids"].shape[0] == 3
         with torch.no_grad():
-            losses = [train.loss_sum_of(m, *b).item() for b in (packed, padded)]
+            losses = [loss_sum_of(m, *b).item() for b in (packed, padded)]
     assert abs(losses[0] - losses[1]) < 1e-3 * abs(losses[1]), losses
 
 def trained(out):
@@ -130,7 +130,7 @@ def test_ddp_and_fsdp2_under_torchrun(smollm2, world, tmp_path):
     items = data.read_qa(str(world / "qa.jsonl"), "train")[:3]
     with one_thread():
         for kind in procs:
-            m, tok = ev.load_model(str(tmp_path / kind))
+            m, tok = load_model(str(tmp_path / kind))
             res = ev.evaluate(m, tok, items, shots=4, pool=data.read_qa(str(world / "qa.jsonl"), "dev"))
             assert res["exact_match"] > 0, (kind, res["predictions"])  # lr 1e-5 for 2 steps: it still knows its capitals
 
@@ -176,18 +176,18 @@ def test_prepare_reuses_a_conversion_refuses_a_foreign_folder_and_a_broken_wheel
 def test_a_gguf_path_that_is_missing_not_gguf_or_lacks_its_packages(tmp_path, monkeypatch):
     from data import DataError
     with pytest.raises(DataError, match="no such file"):
-        ev.load_model(str(tmp_path / "absent.gguf"))
+        load_model(str(tmp_path / "absent.gguf"))
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"PK\x03\x04 a zip, not GGUF")
     with pytest.raises(DataError, match="not a GGUF file"):
-        ev.load_model(str(fake))
+        load_model(str(fake))
     fake.write_bytes(b"GGUF" + bytes(60))
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
     missing = "gguf" + (" accelerate" if real("accelerate") is None else "")  # what this environment lacks besides gguf
     with pytest.raises(DataError, match=f"pip install {missing}$"):
-        ev.load_model(str(fake))
+        load_model(str(fake))
     qa = write_jsonl(tmp_path / "qa.jsonl", [{"question": "What is the capital of Peru?", "answer": "Lima"}])
     res = run("train.py", "--init_from", tmp_path / "absent.gguf", "--data", qa, "--out_dir", tmp_path / "out", check=False)
     assert res.returncode == 2 and "absent.gguf: no such file" in res.stderr and not (tmp_path / "out" / "model.safetensors").exists()

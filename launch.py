@@ -5,7 +5,7 @@ gradual.py's stages, reproduce.py's jobs and the tests' runs are dozens of such 
 them once and never computes; each script runs in a fork of it, so it starts in milliseconds, and is otherwise
 the process `python SCRIPT ARGS` would be: its own memory, exit code, signals (Ctrl-C reaches it), argv and cwd.
 
-    from data.launch import run_script
+    from launch import run_script
     code = run_script("train.py", ["--max_steps", "10", "--out_dir", "out"])            # like subprocess.run(...).returncode
     code = run_script("eval.py", [...], env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout="log.txt", stderr="log.txt")
 
@@ -30,9 +30,9 @@ import tempfile
 import threading
 import traceback
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.abspath(__file__))
 PRELOAD = ("torch", "transformers", "transformers.modeling_utils", "transformers.models.auto.modeling_auto",
-           "transformers.models.auto.tokenization_auto", "transformers.models.llama.modeling_llama", "data", "augment", "eval")
+           "transformers.models.auto.tokenization_auto", "transformers.models.llama.modeling_llama", "data", "augment", "model", "eval")
 _servers, _lock = {}, threading.Lock()
 
 def run_script(path, args, env=None, stdout=None, stderr=None, timeout=None, cwd=None):
@@ -72,7 +72,7 @@ def _server(env, inherit):
             address = os.path.join(tempfile.mkdtemp(prefix="launch-"), key)
             alive_r, alive_w = os.pipe()  # the server ends when this process does (and the pipe's write end closes)
             ready_r, ready_w = os.pipe()
-            code = f"import sys; sys.path.insert(0, {ROOT!r}); from data.launch import serve; serve({address!r}, {alive_r}, {ready_w})"
+            code = f"import sys; sys.path.insert(0, {ROOT!r}); from launch import serve; serve({address!r}, {alive_r}, {ready_w})"
             subprocess.Popen([sys.executable, "-c", code], env={**env, "LAUNCH_SERVER": address}, pass_fds=(alive_r, ready_w),
                              stdin=subprocess.DEVNULL)
             os.close(alive_r)
@@ -80,7 +80,7 @@ def _server(env, inherit):
             ready = os.read(ready_r, 1)
             os.close(ready_r)
             if not ready:
-                raise RuntimeError("data/launch.py: the fork server did not start")
+                raise RuntimeError("launch.py: the fork server did not start")
             _servers[key] = (address, alive_w)
     return _servers[key][0]
 
