@@ -116,7 +116,8 @@ def main(argv=None):
                 if not isinstance(doc, dict) or not isinstance(doc.get("text"), str) or not doc["text"].strip():
                     raise ValueError(f"{where}: needs a non-empty string 'text'")
                 facts = doc.get("facts") or {}
-                if not isinstance(facts, dict) or any(not isinstance(v, str) or v not in doc["text"] for v in facts.values()):
+                if not isinstance(facts, dict) or any(not isinstance(v, str) or v not in doc["text"]
+                                                      for v in facts.values()):
                     raise ValueError(f"{where}: 'facts' must map names to strings that occur in the text")
                 doc_id = str(doc.get("id", lineno))
                 for j, v in enumerate(format_variants(doc["text"], args.k, list(facts.values()), args.seed)):

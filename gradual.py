@@ -13,8 +13,8 @@ a re-run of gradual.py skips the stages already finished.
 Probe flags (--n_prompts, --samples, ...) go to every probe; flags gradual.py does not know go to every
 train.py stage. Baselines with the same budget: --baseline one_stage (MaybeKnown, both stages' steps in
 one run), two_rounds (stage 2 on MaybeKnown again), random (stage 2 on random train items, as many as
-the gradual stage-2 set), all (every train item, both stages' steps in one run). Probing the base model a second time with another seed gives the transition
-matrix of probe noise alone, reported beside the real ones.
+the gradual stage-2 set), all (every train item, both stages' steps in one run). Probing the base model a
+second time with another seed gives the transition matrix of probe noise alone, reported beside the real ones.
 """
 import argparse
 import json
@@ -29,31 +29,38 @@ from launch import run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KNOWN = ("HighlyKnown", "MaybeKnown")
-PROBE_FLAGS = (("--n_prompts", int, 10, "few-shot prompts per question (N_ex)"), ("--shots", int, 4, "exemplars per prompt"),
-               ("--samples", int, 16, "sampled answers per prompt"), ("--temperature", float, 0.5, "sampling temperature"),
-               ("--top_k", int, 40, "sampling top-k"), ("--probe_batch_size", int, 32, "questions per batch (probe.py's --batch_size)"))
+PROBE_FLAGS = (("--n_prompts", int, 10, "few-shot prompts per question (N_ex)"),
+               ("--shots", int, 4, "exemplars per prompt"), ("--samples", int, 16, "sampled answers per prompt"),
+               ("--temperature", float, 0.5, "sampling temperature"), ("--top_k", int, 40, "sampling top-k"),
+               ("--probe_batch_size", int, 32, "questions per batch (probe.py's --batch_size)"))
 
 def get_args(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     epilog = None
-    if "-h" in argv or "--help" in argv:  # train.py's own --help lists the flags passed through (it answers before torch loads)
-        train_help = subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--help"], capture_output=True, text=True).stdout
-        epilog = "flags passed through to every train.py stage (train.py --help):\n" + train_help[train_help.index("options:") + len("options:\n"):]
+    if "-h" in argv or "--help" in argv:  # train.py's own --help (quick: before torch loads) lists the flags passed on
+        train_help = subprocess.run([sys.executable, os.path.join(HERE, "train.py"), "--help"],
+                                    capture_output=True, text=True).stdout
+        epilog = ("flags passed through to every train.py stage (train.py --help):\n"
+                  + train_help[train_help.index("options:") + len("options:\n"):])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help, epilog=epilog)
     p.add_argument("--model", required=True, help="base model folder or hub id")
     p.add_argument("--qa", required=True, help="QA JSONL with train / dev / test splits")
     p.add_argument("--out_dir", required=True, help="folder for every stage's output and report.json")
-    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random", "all"], help="what to run")
-    p.add_argument("--stage_steps", type=int, default=100, help="optimizer steps per stage (one_stage and all get twice that)")
+    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random", "all"],
+                   help="what to run")
+    p.add_argument("--stage_steps", type=int, default=100,
+                   help="optimizer steps per stage (one_stage and all get twice that)")
     p.add_argument("--replay", type=float, default=0.2, help="share of HighlyKnown replay items in the stage-2 set")
-    p.add_argument("--select_every", type=int, default=0, help="evaluate dev every N steps and keep each stage's best model (0: last)")
-    p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)), help="ranks per stage (torchrun when > 1)")
+    p.add_argument("--select_every", type=int, default=0,
+                   help="evaluate dev every N steps and keep each stage's best model (0: last)")
+    p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
+                   help="ranks per stage (torchrun when > 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes and the replay / random choice")
     for flag, kind, default, what in PROBE_FLAGS:
         p.add_argument(flag, type=kind, default=default, help=f"probe.py: {what}")
     p.add_argument("--fast", action="store_true", help="probe.py: exact one-pass scoring instead of sampling")
-    p.add_argument("--eval_shots", type=int, default=0, help="eval.py --shots: test exact match few-shot (a model not tuned to the "
-                   "QA format, e.g. an instruct LLM, answers zero-shot with a sentence or nothing)")
+    p.add_argument("--eval_shots", type=int, default=0, help="eval.py --shots: test exact match few-shot (a model "
+                   "not tuned to the QA format, e.g. an instruct LLM, answers zero-shot with a sentence or nothing)")
     return p.parse_known_args(argv)
 
 def train_args(train_flags):
@@ -65,7 +72,8 @@ def train_args(train_flags):
     return p.parse_args(train_flags + ["--init_from", "base"])
 
 def run(args, script, flags, distributed=True):
-    launcher = [sys.executable] if args.nproc == 1 or not distributed else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
+    launcher = [sys.executable] + ([] if args.nproc == 1 or not distributed else torchrun)
     cmd = launcher + [os.path.join(HERE, script)] + [str(f) for f in flags]
     line = shlex.join(cmd)
     print(f"\n$ {line}", flush=True)
@@ -80,7 +88,8 @@ def run(args, script, flags, distributed=True):
 def do_probe(args, model, split, name, seed=None):
     out = os.path.join(args.out_dir, f"probe_{name}.jsonl")
     if not os.path.exists(out):  # probe.py writes atomically: present means finished
-        flags = ["--model", model, "--qa", args.qa, "--split", split, "--out", out, "--seed", args.seed if seed is None else seed]
+        flags = ["--model", model, "--qa", args.qa, "--split", split, "--out", out,
+                 "--seed", args.seed if seed is None else seed]
         for flag, *_ in PROBE_FLAGS:
             flags += [flag.replace("probe_", ""), getattr(args, flag[2:])]
         run(args, "probe.py", flags + (["--fast"] if args.fast else []))
@@ -93,12 +102,13 @@ def do_train(args, init, items, name, train_flags, steps):
     if not os.path.exists(done):
         per_step = train_args(train_flags).batch_size * train_args(train_flags).grad_accum * args.nproc
         if len(items) < per_step:  # every step repeats every item: say so rather than train quietly
-            print(f"gradual.py: warning: {name} trains on only {len(items)} item(s) for {steps} steps of {per_step} examples "
-                  f"(each item about {steps * per_step // len(items)} times)", file=sys.stderr, flush=True)
+            print(f"gradual.py: warning: {name} trains on only {len(items)} item(s) for {steps} steps of {per_step} "
+                  f"examples (each item about {steps * per_step // len(items)} times)", file=sys.stderr, flush=True)
         data = os.path.join(args.out_dir, f"{name}_data.jsonl")
         with open(data, "w") as f:
             f.writelines(json.dumps({k: v for k, v in it.items() if k != "split"}) + "\n" for it in items)
-        flags = ["--init_from", init, "--data", data, "--out_dir", out, "--max_steps", steps, "--seed", args.seed] + train_flags
+        flags = ["--init_from", init, "--data", data, "--out_dir", out, "--max_steps", steps,
+                 "--seed", args.seed] + train_flags
         if args.select_every:
             flags += ["--eval_qa", args.qa, "--eval_every", args.select_every, "--keep_best"]
         if os.path.exists(os.path.join(out, "trainer_state.pt")):
@@ -110,8 +120,8 @@ def do_train(args, init, items, name, train_flags, steps):
 def do_eval(args, model, name, test_categories):
     out = os.path.join(args.out_dir, f"eval_{name}.json")
     if not os.path.exists(out):
-        run(args, "eval.py", ["--model", model, "--qa", args.qa, "--split", "test", "--out", out, "--probe", test_categories,
-                              "--shots", args.eval_shots, "--seed", args.seed], distributed=False)
+        flags = ["--model", model, "--qa", args.qa, "--split", "test", "--out", out, "--probe", test_categories]
+        run(args, "eval.py", flags + ["--shots", args.eval_shots, "--seed", args.seed], distributed=False)
     with open(out) as f:
         return json.load(f)
 
@@ -125,20 +135,22 @@ def knowledge(before, after):
     return {"gained": sum(before[k] not in KNOWN and after[k] in KNOWN for k in before),
             "kept": sum(before[k] == "HighlyKnown" and after[k] == "HighlyKnown" for k in before),
             "lost": sum(before[k] == "HighlyKnown" and after[k] != "HighlyKnown" for k in before),
-            "known_before": sum(v in KNOWN for v in before.values()), "known_after": sum(v in KNOWN for v in after.values())}
+            "known_before": sum(v in KNOWN for v in before.values()),
+            "known_after": sum(v in KNOWN for v in after.values())}
 
 def print_report(report):
-    cats = report["categories"]
     print(f"\n{'':<8}" + "".join(f"{c:>13}" for c in CATEGORIES) + f"{'test EM':>10}")
-    for stage, counts in cats.items():
+    for stage, counts in report["categories"].items():
         em = report["test_exact_match"].get(stage)
-        print(f"{stage:<8}" + "".join(f"{counts[c]:>13}" for c in CATEGORIES) + (f"{100 * em:>9.1f}%" if em is not None else ""))
+        print(f"{stage:<8}" + "".join(f"{counts[c]:>13}" for c in CATEGORIES)
+              + (f"{100 * em:>9.1f}%" if em is not None else ""))
     for name, m in {**report["transitions"], "probe noise (base, 2 seeds)": report["probe_noise"]}.items():
         print(f"\n{name}: rows = before, columns = after")
         for a in CATEGORIES:
             print(f"  {a:<12}" + "".join(f"{m[a][b]:>13}" for b in CATEGORIES))
     for name, k in report["knowledge"].items():
-        print(f"{name}: gained {k['gained']}, kept {k['kept']}, lost {k['lost']} (known {k['known_before']} -> {k['known_after']})")
+        print(f"{name}: gained {k['gained']}, kept {k['kept']}, lost {k['lost']} "
+              f"(known {k['known_before']} -> {k['known_after']})")
     for stage in ("stage1", "stage2"):
         if f"{stage}_skipped" in report:
             print(f"{stage[:-1]} {stage[-1]} skipped: {report[stage + '_skipped']}")
@@ -165,28 +177,33 @@ def main(argv=None):
     one_run = args.baseline in ("one_stage", "all")
     stage1, stage2, skipped = list(train_items.values()) if args.baseline == "all" else maybe, [], {}
     if stage1:
-        models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags, args.stage_steps * (2 if one_run else 1))
+        models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags,
+                                    args.stage_steps * (2 if one_run else 1))
         probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
     else:  # legitimate outcomes of the method, reported as such: the last model trained (or the base) is the result
-        skipped["stage1"] = "the base model has no MaybeKnown items (probe_base.jsonl), so stage 1 had nothing to train on"
+        skipped["stage1"] = ("the base model has no MaybeKnown items (probe_base.jsonl), "
+                             "so stage 1 had nothing to train on")
     if not one_run and stage1:
-        moved = [train_items[k] for k, c in probes["base"].items() if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
-        moved_ids = {it["id"] for it in moved}
-        highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown" and k not in moved_ids]  # replay: no item twice
+        moved = [train_items[k] for k, c in probes["base"].items()
+                 if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
+        moved_ids = {it["id"] for it in moved}  # replay: no item twice
+        highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown" and k not in moved_ids]
         n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
+        n_random = min(len(train_items), len(moved) + n_replay)
         stage2 = {"gradual": moved + rng.sample(highly, n_replay), "two_rounds": maybe,
-                  "random": rng.sample(list(train_items.values()), min(len(train_items), len(moved) + n_replay))}[args.baseline]
+                  "random": rng.sample(list(train_items.values()), n_random)}[args.baseline]
         if stage2:
             models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
             probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
     if not one_run and not stage2:
-        skipped["stage2"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), so stage 2 had nothing to train on"
-                             if stage1 else "stage 1 was skipped")
+        skipped["stage2"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), "
+                             "so stage 2 had nothing to train on" if stage1 else "stage 1 was skipped")
     for stage, why in skipped.items():
         print(f"gradual.py: {why}: {stage[:-1]} {stage[-1]} skipped", flush=True)
     evals = {name: do_eval(args, m, name, test_categories) for name, m in models.items()}
     stages = list(probes)
-    pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) != 2 else [])  # (base->base: nothing trained)
+    # and base -> the last stage where that is not a pair already (base->base: nothing trained)
+    pairs = list(zip(stages, stages[1:])) + ([("base", stages[-1])] if len(stages) != 2 else [])
     report = {
         "baseline": args.baseline, "n_train_items": len(train_items), "n_stage1": len(stage1),
         "categories": {s: {c: sum(v == c for v in probes[s].values()) for c in CATEGORIES} for s in stages},
@@ -194,7 +211,8 @@ def main(argv=None):
         "probe_noise": transitions(probes["base"], noise),
         "knowledge": {f"{a}->{b}": knowledge(probes[a], probes[b]) for a, b in pairs},
         "test_exact_match": {s: e["exact_match"] for s, e in evals.items()},
-        "test_exact_match_by_category": {s: {c: v["exact_match"] for c, v in e.get("by_category", {}).items()} for s, e in evals.items()},
+        "test_exact_match_by_category": {s: {c: v["exact_match"] for c, v in e.get("by_category", {}).items()}
+                                         for s, e in evals.items()},
     }
     if not one_run:
         report["n_stage2"] = len(stage2)

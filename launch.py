@@ -6,7 +6,7 @@ them once and never computes; each script runs in a fork of it, so it starts in 
 the process `python SCRIPT ARGS` would be: its own memory, exit code, signals (Ctrl-C reaches it), argv and cwd.
 
     from launch import run_script
-    code = run_script("train.py", ["--max_steps", "10", "--out_dir", "out"])            # like subprocess.run(...).returncode
+    code = run_script("train.py", ["--max_steps", "10", "--out_dir", "out"])  # like subprocess.run(...).returncode
     code = run_script("eval.py", [...], env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout="log.txt", stderr="log.txt")
 
 Why a server and not a fork of the caller: a process that has run OpenMP work (any torch op on 2+ threads) hangs
@@ -32,7 +32,8 @@ import traceback
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 PRELOAD = ("torch", "transformers", "transformers.modeling_utils", "transformers.models.auto.modeling_auto",
-           "transformers.models.auto.tokenization_auto", "transformers.models.llama.modeling_llama", "data", "augment", "model", "eval")
+           "transformers.models.auto.tokenization_auto", "transformers.models.llama.modeling_llama",
+           "data", "augment", "model", "decode", "eval")
 _servers, _lock = {}, threading.Lock()
 
 def run_script(path, args, env=None, stdout=None, stderr=None, timeout=None, cwd=None):
@@ -43,7 +44,8 @@ def run_script(path, args, env=None, stdout=None, stderr=None, timeout=None, cwd
     if os.environ.get("LAUNCH_FORK", "1") == "0" or not hasattr(os, "fork"):
         files = [open(f, "a") if f else None for f in (stdout, stderr)]
         try:
-            return subprocess.run([sys.executable, path, *args], env=env, cwd=cwd, stdout=files[0], stderr=files[1], timeout=timeout).returncode
+            return subprocess.run([sys.executable, path, *args], env=env, cwd=cwd, stdout=files[0], stderr=files[1],
+                                  timeout=timeout).returncode
         finally:
             [f.close() for f in files if f]
     out, err = (f and os.path.join(cwd, f) for f in (stdout, stderr))
@@ -64,7 +66,8 @@ def _server(env, inherit):
     """The socket of the server for `env`: with `inherit` (no env of the caller's own), the one this process was
     forked from if any; else one this process started (its first call for `env` starts it: ~8 s of imports once)."""
     inherited = os.environ.get("LAUNCH_SERVER", "")
-    if inherit and os.path.exists(inherited):  # (its environment: this process's as it began, before imports added to it)
+    # (its environment: this process's as it began, before imports added to it)
+    if inherit and os.path.exists(inherited):
         return inherited
     key = hashlib.sha1(json.dumps(sorted(env.items())).encode()).hexdigest()[:12]
     with _lock:
@@ -72,9 +75,10 @@ def _server(env, inherit):
             address = os.path.join(tempfile.mkdtemp(prefix="launch-"), key)
             alive_r, alive_w = os.pipe()  # the server ends when this process does (and the pipe's write end closes)
             ready_r, ready_w = os.pipe()
-            code = f"import sys; sys.path.insert(0, {ROOT!r}); from launch import serve; serve({address!r}, {alive_r}, {ready_w})"
-            subprocess.Popen([sys.executable, "-c", code], env={**env, "LAUNCH_SERVER": address}, pass_fds=(alive_r, ready_w),
-                             stdin=subprocess.DEVNULL)
+            code = (f"import sys; sys.path.insert(0, {ROOT!r}); from launch import serve; "
+                    f"serve({address!r}, {alive_r}, {ready_w})")
+            subprocess.Popen([sys.executable, "-c", code], env={**env, "LAUNCH_SERVER": address},
+                             pass_fds=(alive_r, ready_w), stdin=subprocess.DEVNULL)
             os.close(alive_r)
             os.close(ready_w)
             ready = os.read(ready_r, 1)
@@ -94,7 +98,7 @@ def serve(address, alive, ready):
     for name in PRELOAD:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 (a missing optional package: the script imports what it needs itself)
+        except Exception:  # a missing optional package: the script imports what it needs itself
             pass
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(address)
@@ -145,7 +149,7 @@ def _child(path, args, cwd, out, err, fds):
     except KeyboardInterrupt:
         traceback.print_exc()
         code = 130
-    except BaseException:  # noqa: BLE001 (an uncaught exception: its traceback and exit code 1, as python prints it)
+    except BaseException:  # an uncaught exception: its traceback and exit code 1, as python prints it
         traceback.print_exc()
     finally:
         sys.stdout.flush()

@@ -17,7 +17,8 @@ import re
 
 import torch
 
-TARGETS = r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|c_attn|c_proj|c_fc)$"  # module names, matched at the end
+# module names, matched at the end
+TARGETS = r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|c_attn|c_proj|c_fc)$"
 
 class LoRALinear(torch.nn.Module):
     def __init__(self, base, r, alpha):
@@ -40,7 +41,8 @@ def add_lora(model, r=16, alpha=32, targets=TARGETS):
     """Freeze every parameter, wrap the modules whose name matches `targets`; returns the wrapped names."""
     for p in model.parameters():
         p.requires_grad_(False)
-    names = [n for n, m in model.named_modules() if re.search(targets, n) and hasattr(m, "weight") and m.weight.dim() == 2]
+    names = [n for n, m in model.named_modules()
+             if re.search(targets, n) and hasattr(m, "weight") and m.weight.dim() == 2]
     if not names:
         raise ValueError(f"no linear layer matches {targets!r}")
     for name in names:
@@ -71,5 +73,6 @@ def merged_state_dict(model, state_dict=None):
             for k in [k for k in sd if k.startswith(p + "base.")]:
                 sd[p + k[len(p + "base."):]] = sd.pop(k)
             # on the CPU: merging every layer of a 7B model on the GPU would hold a second copy of its weights there
-            sd[p + "weight"] = (sd[p + "weight"].float() + (d.T if m.transposed else d)).to("cpu", sd[p + "weight"].dtype)
+            w = sd[p + "weight"]
+            sd[p + "weight"] = (w.float() + (d.T if m.transposed else d)).to("cpu", w.dtype)
     return sd

@@ -1,25 +1,32 @@
 """
-The model: loading one (a Hugging Face folder, a hub id or a GGUF file), building a tiny Llama from scratch, and
-running it: the training loss, the checks train.py makes before packing, and decoding with a KV cache (eval.py and
-probe.py). One clear error (DataError, naming the path) where a path is not a model, and never code from a checkpoint.
+The model: loading one (a Hugging Face folder, a hub id or a GGUF file; one clear error, naming the path, where a
+path is not a model), building train.py's (a tiny Llama from scratch, LoRA, its ranks under torchrun), and what
+training runs on it: the loss, the checks made before packing, the FLOPs and the device's matmul peak (MFU).
+Decoding (eval.py, probe.py) is decode.py's.
 
-    from model import load_model, decode
+    from model import load_model
     model, tokenizer = load_model("data/smollm2/SmolLM2-135M-Instruct")   # or "Qwen/Qwen2-1.5B", or "model.Q4_1.gguf"
 """
-import functools
 import importlib.util
 import inspect
 import os
-import pickle
 import re
+import resource
 import socket
+import sys
+import time
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch.distributed.fsdp import fully_shard
+from torch.nn.parallel import DistributedDataParallel as DDP
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging
 
+from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
 from data import DataError, train_tokenizer
+from lora import add_lora
 
 # -----------------------------------------------------------------------------
 # loading
@@ -42,11 +49,13 @@ def load_model(path, device="cpu", dtype=None):
     except (OSError, ValueError) as e:
         raise DataError(f"--model/--init_from {source}: cannot load a causal LM and tokenizer "
                         f"(not a model folder, and not a model on the hub): {str(e).splitlines()[0]}") from None
-    if "gguf_file" in kw:  # dequantized, an ordinary model now; still marked, save_pretrained refuses and a reload counts as quantized
+    # dequantized, an ordinary model now; still marked, save_pretrained refuses and a reload counts as quantized
+    if "gguf_file" in kw:
         model.hf_quantizer, model.is_quantized = None, False
         model.config.__dict__.pop("quantization_config", None)
     if tokenizer.pad_token_id is None:  # only used under an attention mask of 0; any id will do
-        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.convert_ids_to_tokens(0)
+        tokenizer.pad_token = (tokenizer.eos_token if tokenizer.eos_token is not None
+                               else tokenizer.convert_ids_to_tokens(0))
     return model, tokenizer
 
 def check_gguf(path):
@@ -55,15 +64,18 @@ def check_gguf(path):
         raise DataError(f"--model/--init_from {path}: no such file")
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
-            raise DataError(f"--model/--init_from {path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+            raise DataError(f"--model/--init_from {path}: not a GGUF file "
+                            "(it does not start with the GGUF magic bytes)")
     missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
     if missing:
-        raise DataError(f"--model/--init_from {path}: reading GGUF needs the optional packages gguf and accelerate: pip install {' '.join(missing)}")
+        raise DataError(f"--model/--init_from {path}: reading GGUF needs the optional packages gguf and accelerate: "
+                        f"pip install {' '.join(missing)}")
 
 def why_not_a_hub_id(path):
     """(why `path` cannot be loaded as a hub id, or "" if it can; from_pretrained kwargs). Checked up front
     so that a mistyped folder fails in a second instead of after a minute of retries against the hub."""
-    if path.startswith(("/", ".", "~")) or path.count("/") > 1 or os.path.exists(path) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", path):
+    if (path.startswith(("/", ".", "~")) or path.count("/") > 1 or os.path.exists(path)
+            or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", path)):
         return " (and not a hub id)", {}
     from huggingface_hub import try_to_load_from_cache
     if isinstance(try_to_load_from_cache(path, "config.json"), str):  # in the local hub cache: no network needed
@@ -72,37 +84,63 @@ def why_not_a_hub_id(path):
         return " (nor a cached hub model, and HF_HUB_OFFLINE is set)", {}
     host = re.sub(r"^\w+://", "", os.environ.get("HF_ENDPOINT", "https://huggingface.co")).split("/")[0]
     try:
-        socket.create_connection((host.split(":")[0], int(host.split(":")[1]) if ":" in host else 443), timeout=3).close()
+        port = int(host.split(":")[1]) if ":" in host else 443
+        socket.create_connection((host.split(":")[0], port), timeout=3).close()
     except OSError:
         return f" (nor a cached hub model, and the hub at {host} cannot be reached to look it up)", {}
     return "", {}
 
-def load_state(path):
-    """A checkpoint's trainer state (optimizer moments, step) as tensors and plain values only (weights_only): a
-    checkpoint from elsewhere whose pickle would build any other object, and so could run code, is refused."""
-    try:
-        return torch.load(path, weights_only=True)
-    except pickle.UnpicklingError:
-        raise DataError(f"{path}: refused: it holds more than tensors and plain values (loading it could run code)") from None
-    except RuntimeError as e:  # not a torch file at all
-        raise DataError(f"{path}: not a trainer state ({str(e).splitlines()[0]})") from None
-
 # -----------------------------------------------------------------------------
 # building and training
 
-def scratch_model(args, texts, out_dir, master_process, ddp):
-    """A tiny Llama and a tokenizer trained on the data (on rank 0; every rank loads it, so all hold the same one)."""
+def scratch_model(args, files, out_dir, master_process, ddp):
+    """A tiny Llama and a tokenizer trained on the data (on rank 0; every rank loads it, so all hold the same one).
+    The tokenizer sees every format of every item (whatever --aug is), so all arms of an ablation share one."""
     if master_process:
+        texts = [t for kind, items in files for it in items for t in (
+            format_variants(it["text"], 8, list(it.get("facts", {}).values())) if kind == "docs" else
+            [qa_prompt(it["question"], k) + qa_completion(it["answer"]) for k in range(len(QA_FORMATS))])]
         train_tokenizer(texts, args.vocab_size, out_dir)
     if ddp:
         torch.distributed.barrier()
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=args.n_embd, intermediate_size=4 * args.n_embd,
-                         num_hidden_layers=args.n_layer, num_attention_heads=args.n_head, num_key_value_heads=args.n_head,
-                         max_position_embeddings=args.block_size, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                         num_hidden_layers=args.n_layer, num_attention_heads=args.n_head,
+                         num_key_value_heads=args.n_head, max_position_embeddings=args.block_size,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(args.seed)  # the same init on every rank
     return LlamaForCausalLM(config), tokenizer
+
+def build(args, files, master, ddp, rank):
+    """train.py's model and tokenizer: its checkpoint (--resume), a tiny Llama (scratch) or --init_from; then LoRA."""
+    if args.resume:  # LoRA: the frozen weights are --init_from's, bitwise; the adapters come from the checkpoint
+        model, tokenizer = load_model(args.init_from if args.lora else args.out_dir)
+    elif args.init_from == "scratch":
+        model, tokenizer = scratch_model(args, files, args.out_dir, master, ddp)
+    else:
+        model, tokenizer = load_model(args.init_from)
+    if args.lora:
+        torch.manual_seed(args.seed)  # the same adapters on every rank (FSDP2 shards what each rank holds)
+        add_lora(model, args.lora, args.lora_alpha, args.lora_targets)
+        torch.manual_seed(args.seed + rank)
+        if args.lora_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(True)  # (and a tied lm_head with it)
+        if args.resume:
+            model.load_state_dict(load_file(os.path.join(args.out_dir, "lora.safetensors")), strict=False)
+    return model, tokenizer
+
+def distribute(model, fsdp, ddp, local_rank, device):
+    """Under torchrun: FSDP2 (each block sharded, then the whole model) or DDP; the model itself otherwise."""
+    if fsdp:
+        for block in [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or [])]:
+            fully_shard(block)
+        fully_shard(model)
+    elif ddp:  # no buffer sync in every forward: a collective per forward for buffers that never change (rotary)
+        sync_flag = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters \
+            else "broadcast_buffers"
+        model = DDP(model, device_ids=[local_rank] if device.startswith("cuda") else None, **{sync_flag: False})
+    return model
 
 def loss_sum_of(model, inputs, labels, gather=True):
     """Summed token loss of one micro-batch (data.micro_batches). Logits only where a target is: a forward
@@ -130,82 +168,53 @@ def model_checks(model, device):
     was_training, vocab = model.training, model.config.vocab_size
     model.eval()
     a, b = (torch.randint(3, vocab, (1, n), generator=torch.Generator().manual_seed(n)).to(device) for n in (5, 7))
-    inputs = {"input_ids": torch.cat([a, b], 1), "position_ids": torch.cat([torch.arange(5), torch.arange(7)])[None].to(device)}
+    inputs = {"input_ids": torch.cat([a, b], 1),
+              "position_ids": torch.cat([torch.arange(5), torch.arange(7)])[None].to(device)}
     row = model(**inputs, use_cache=False).logits.float()
     alone = torch.cat([model(input_ids=x, use_cache=False).logits for x in (a, b)], 1).float()
     labels = torch.where(torch.arange(12, device=device) % 3 == 0, inputs["input_ids"], -100)
     losses = [loss_sum_of(model, inputs, labels, gather) for gather in (True, False)]
     model.train(was_training)
-    close = lambda x, y: torch.allclose(x, y, atol=1e-3 * y.abs().max().item() + 1e-6)  # noqa: E731
+    def close(x, y):
+        return torch.allclose(x, y, atol=1e-3 * y.abs().max().item() + 1e-6)
     return close(row, alone), close(*losses)
 
-# -----------------------------------------------------------------------------
-# decoding with a KV cache (eval.py, probe.py)
+def check_packing(model, pack, device, warn=True):
+    """(pack, gather): --pack where the model keeps packed examples apart (0, pad instead, where it does not: said
+    once), and whether loss_sum_of may compute logits only where a target is (model_checks)."""
+    packs, gather = model_checks(model, device)
+    if pack and not packs and warn:
+        print(f"warning: {type(model).__name__} attends across packed examples; padding instead (--pack 0)",
+              file=sys.stderr)
+    return (pack if packs else 0.0), gather
 
-@functools.lru_cache(maxsize=8)
-def stop_ids(tokenizer):
-    """Every token whose text holds a newline, and eos: generation of an answer ends at any of them. Each id is
-    decoded alone (every tokenizer backend can do that, MistralCommonBackend included); cached per tokenizer."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    return frozenset(i for i, t in enumerate(texts) if "\n" in t) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+def measure_peak_flops(device, dtype, trials=3):
+    """The matmul rate this device reaches (the MFU denominator): the best of a few trials (neighbours slow one)."""
+    n, reps = (8192, 20) if str(device).startswith("cuda") else (1024, 4)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    times = []
+    for _ in range(trials + 1):  # the first trial warms up
+        t0 = sync(device)
+        for _ in range(reps):
+            a @ b
+        times.append(sync(device) - t0)
+    return 2 * n ** 3 * reps / min(times[1:])
 
-def cache_kwarg(model):
-    """The name of the KV-cache argument and output: transformers 5.x renamed `past_key_values` to `cache`;
-    requirements.txt admits versions on both sides of the rename."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+def train_flops(model, tokens_per_example, lora=False):
+    """Model FLOPs a trained token costs: 6N for the matmuls of forward + backward (LoRA: 4N, frozen weights get no
+    gradient), plus attention (PaLM, appendix B)."""
+    c = model.config
+    return (4 if lora else 6) * sum(p.numel() for p in model.parameters()) + \
+        12 * c.num_hidden_layers * c.hidden_size * tokens_per_example
 
-# -----------------------------------------------------------------------------
-# generation
+def peak_memory(device):
+    """Bytes: the GPU's peak allocation, or on a CPU the process's peak RSS."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-def left_pad(rows, pad_id, device):
-    n = max(len(r) for r in rows)
-    ids = torch.tensor([[pad_id] * (n - len(r)) + r for r in rows], device=device)
-    mask = torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in rows], device=device)
-    return ids, mask
-
-@torch.no_grad()
-def decode(model, ids, mask, stops, max_new_tokens=24, temperature=0.0, top_k=0, past=None, generator=None, n=1):
-    """Continue each row of a left-padded batch `n` times (rows i*n .. i*n+n-1 of the result continue row i).
-    temperature: a float, or one per result row (0: greedy). With `past` (the KV cache of a shared prefix,
-    already expanded to the batch) `mask` covers prefix + rows. Returns each result row's new token ids,
-    cut before its first stop token. The prompts are run once, then their cache is copied n times."""
-    temperature = torch.as_tensor(temperature, dtype=torch.float, device=ids.device).expand(ids.shape[0] * n)
-    stop_t = torch.tensor(sorted(stops), device=ids.device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
-    alive = torch.arange(ids.shape[0] * n, device=ids.device)  # result rows still generating
-    tokens = torch.full((ids.shape[0] * n, max_new_tokens), -1, dtype=torch.long, device=ids.device)
-    cache = cache_kwarg(model)
-    for t in range(max_new_tokens):
-        o = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{cache: past})
-        past, logits = getattr(o, cache), o.logits[:, -1].float()
-        if t == 0 and n > 1:  # one prefill per prompt, then n copies of its cache
-            past.batch_repeat_interleave(n)
-            logits, mask, positions = (x.repeat_interleave(n, dim=0) for x in (logits, mask, positions))
-        nxt = logits.argmax(-1)
-        hot = temperature > 0
-        if hot.any():
-            scaled = logits[hot] / temperature[hot, None]
-            vals, idx = scaled.topk(min(top_k or scaled.shape[-1], scaled.shape[-1]), dim=-1)  # sample among the top k only
-            nxt[hot] = idx.gather(1, torch.multinomial(vals.softmax(-1), 1, generator=generator)).squeeze(-1)
-        tokens[alive, t] = nxt
-        going = ~torch.isin(nxt, stop_t)
-        if not going.any():  # one host sync a token; answers are short
-            break
-        if not going.all():  # drop finished rows: the rest of the batch gets cheaper
-            keep = going.nonzero().flatten()
-            past.batch_select_indices(keep)
-            alive, nxt, mask, positions, temperature = (x[keep] for x in (alive, nxt, mask, positions, temperature))
-        ids, positions = nxt[:, None], positions[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    out = []
-    for row in tokens.tolist():
-        cut = next((j for j, t in enumerate(row) if t in stops or t < 0), len(row))
-        out.append(row[:cut])
-    return out
-
-@torch.no_grad()
-def prefix_cache(model, prefix_ids):
-    """The KV cache of a shared prefix (few-shot exemplars), computed once, batch of one."""
-    cache = cache_kwarg(model)
-    device = next(model.parameters()).device
-    return getattr(model(input_ids=torch.tensor([list(prefix_ids)], device=device), use_cache=True, logits_to_keep=1), cache)  # (its logits unused)
+def sync(device):
+    """The time, once the device has finished its queued work."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter()

@@ -22,7 +22,7 @@ import zlib
 from collections import Counter, defaultdict
 
 from augment import qa_prompt
-from data import CATEGORIES, DataError, Help, encode_pair, exemplar_pool, exemplar_sets, prefix_ids, read_qa  # noqa: F401 (probe.CATEGORIES)
+from data import CATEGORIES, DataError, Help, encode_pair, exemplar_pool, exemplar_sets, prefix_ids, read_qa
 
 def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
@@ -36,7 +36,8 @@ def get_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature")
     p.add_argument("--top_k", type=int, default=40, help="sampling top-k (0: off)")
     p.add_argument("--seed", type=int, default=0, help="seed of the exemplar choice and the sampling")
-    p.add_argument("--fast", action="store_true", help="exact greedy check and sampling probability of the gold answer instead of sampling")
+    p.add_argument("--fast", action="store_true",
+                   help="exact greedy check and sampling probability of the gold answer instead of sampling")
     p.add_argument("--batch_size", type=int, default=32, help="questions per batch (times 1 + samples rows)")
     p.add_argument("--max_new_tokens", type=int, default=24, help="longest answer generated")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
@@ -49,10 +50,11 @@ def get_args(argv=None):
 if __name__ == "__main__":
     get_args()  # --help and a mistyped flag answer at once, before torch loads
 
-import torch  # noqa: E402
+import torch  # after the flags are parsed: --help answers in a second
 
-from eval import exact_match, score_gold  # noqa: E402
-from model import decode, left_pad, load_model, prefix_cache, stop_ids  # noqa: E402
+from decode import decode, left_pad, prefix_cache, score_gold, stop_ids
+from eval import exact_match
+from model import load_model
 
 
 def category(p_greedy, p_sample):
@@ -69,7 +71,8 @@ def run_unit(model, tokenizer, prefix_ids, chunk, args, stops, generator):
     if args.fast:  # every question's suffix + gold answer scored against one cache of the prefix
         prompts = [qa_prompt(it["question"]) for it in chunk for _ in it["answers"]]
         golds = [a for it in chunk for a in it["answers"]]
-        greedy, prob = score_gold(model, tokenizer, prompts, golds, args.batch_size * rows_per_q, args.temperature, args.top_k, list(prefix_ids))
+        greedy, prob = score_gold(model, tokenizer, prompts, golds, args.batch_size * rows_per_q, args.temperature,
+                                  args.top_k, list(prefix_ids))
         out, k = [], 0
         for it in chunk:  # distinct gold answers are disjoint events (each ends with the newline)
             n = len(it["answers"])
@@ -88,7 +91,8 @@ def run_unit(model, tokenizer, prefix_ids, chunk, args, stops, generator):
     gens = decode(model, ids, mask, stops, args.max_new_tokens, temps, args.top_k, past, generator, n=rows_per_q)
     out = []
     for i, it in enumerate(chunk):
-        texts = [tokenizer.decode(g, skip_special_tokens=True).split("\n")[0].strip() for g in gens[i * rows_per_q:(i + 1) * rows_per_q]]
+        texts = [tokenizer.decode(g, skip_special_tokens=True).split("\n")[0].strip()
+                 for g in gens[i * rows_per_q:(i + 1) * rows_per_q]]
         hits = [exact_match(t, it["answers"]) for t in texts]
         out.append((int(hits[0]), sum(hits[1:])))
     return out
@@ -112,7 +116,8 @@ def probe(model, tokenizer, items, pool, args, rank=0, world_size=1, progress=Fa
     model.eval()
     for u in range(rank, len(units), world_size):
         prefix, chunk = units[u]
-        generator = torch.Generator(device).manual_seed(zlib.crc32(f"{args.seed}:{u}".encode()))  # same per unit on any world size
+        # the same per unit on any world size
+        generator = torch.Generator(device).manual_seed(zlib.crc32(f"{args.seed}:{u}".encode()))
         for it, (g, s) in zip(chunk, run_unit(model, tokenizer, prefix, chunk, args, stops, generator)):
             counts[it["id"]][0] += g
             counts[it["id"]][1] += s
@@ -143,12 +148,14 @@ def summary(rows):
     print(f"{'relation':<16}" + "".join(f"{c:>17}" for c in CATEGORIES) + f"{'n':>7}")
     for rel in ["all"] + sorted(k for k in by_rel if k != "all"):
         n = sum(by_rel[rel].values())
-        print(f"{rel:<16}" + "".join(f"{by_rel[rel][c]:>7} ({100 * by_rel[rel][c] / n:4.1f}%)" for c in CATEGORIES) + f"{n:>7}")
+        print(f"{rel:<16}" + "".join(f"{by_rel[rel][c]:>7} ({100 * by_rel[rel][c] / n:4.1f}%)" for c in CATEGORIES)
+              + f"{n:>7}")
 
 def main(argv=None):
     args = get_args(argv)
     ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else (0, 0, 1)
+    ranks = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+    rank, local_rank, world_size = (int(os.environ[k]) for k in ranks) if ddp else (0, 0, 1)
     device = args.device if args.device != "auto" else f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     if ddp:
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -156,8 +163,10 @@ def main(argv=None):
         items = read_qa(args.qa, args.split)
         pool, source = exemplar_pool(args.qa)
         if source == "train" and rank == 0:
-            print(f"probe.py: {args.qa} has no dev split: few-shot exemplars come from the train split", file=sys.stderr)
-        model, tokenizer = load_model(args.model, device, torch.bfloat16 if device.startswith("cuda") else torch.float32)
+            print(f"probe.py: {args.qa} has no dev split: few-shot exemplars come from the train split",
+                  file=sys.stderr)
+        model, tokenizer = load_model(args.model, device,
+                                      torch.bfloat16 if device.startswith("cuda") else torch.float32)
     except DataError as e:
         print(f"probe.py: {e}", file=sys.stderr)
         sys.exit(2)
@@ -170,7 +179,8 @@ def main(argv=None):
             for k, (g, s) in part.items():
                 counts[k][0] += g
                 counts[k][1] += s
-        torch.distributed.barrier()  # no rank tears gloo down while another is still in the gather (CI saw one abort at exit)
+        # no rank tears gloo down while another is still in the gather (CI saw one abort at exit)
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if rank == 0:
         rows = finish(items, counts, args)

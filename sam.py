@@ -37,7 +37,7 @@ class SAM(torch.optim.Optimizer):
                 g = p.grad * p if group["adaptive"] else p.grad
                 if hasattr(g, "to_local"):  # FSDP2 DTensor shard: sum the local part, all-reduce below
                     g, sharded = g.to_local(), True
-                squares.append(g.to(torch.promote_types(g.dtype, torch.float32)).pow(2).sum())  # bf16 grads summed in fp32
+                squares.append(g.to(torch.promote_types(g.dtype, torch.float32)).pow(2).sum())  # bf16 summed in fp32
         total = torch.stack(squares).sum() if squares else torch.zeros(())
         if sharded:
             torch.distributed.all_reduce(total)  # each rank holds a disjoint shard: squares add up

@@ -16,21 +16,17 @@ over ranks and micro-batches; the loss is normalized by the target tokens of the
 """
 import argparse
 import gc
-import inspect
 import json
 import math
 import os
-import resource
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from contextlib import nullcontext
 
-from augment import QA_FORMATS, format_variants, qa_completion, qa_prompt
-from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa
+from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa, splits_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -55,26 +51,26 @@ n_layer, n_head, n_embd, vocab_size, block_size = 4, 4, 128, 4096, 512
 def get_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     a = p.add_argument
-    a("--init_from", default=init_from, help="'scratch' (tiny Llama, tokenizer trained on the data) or a model folder / hub id")
-    a("--data", nargs="+", default=data, help="JSONL files: documents ('text') and/or QA ('question'), told apart by keys (default: the bios world's documents and QA, prepared if absent)")
+    a("--init_from", default=init_from, help="'scratch' (a tiny Llama, tokenizer trained on the data), model or hub id")
+    a("--data", nargs="+", default=data, help="JSONL: documents ('text') and/or QA ('question') (default: bios world)")
     a("--split", default="train", help="which split of a QA file to train on (a file without splits is used whole)")
     a("--out_dir", default=out_dir, help="output folder: HF model + tokenizer, optimizer state, args.json, log.jsonl")
     a("--sam", action="store_true", help="sharpness-aware minimization around AdamW")
     a("--rho", type=float, default=rho, help="SAM radius")
     a("--adaptive", action="store_true", help="ASAM: perturbation scaled by |w| (use a larger rho, e.g. 0.5)")
-    a("--sam_every", type=int, default=1, help="with --sam: the SAM step on every K-th step, a plain AdamW step between (cheaper)")
-    a("--lora", type=int, default=0, help="rank of low-rank adapters (lora.py) on the --lora_targets layers; 0: full fine-tuning. "
-      "Only the adapters train; the output folder holds the merged model")
+    a("--sam_every", type=int, default=1, help="with --sam: SAM on every K-th step, plain AdamW steps between")
+    a("--lora", type=int, default=0, help="rank of low-rank adapters (lora.py) on the --lora_targets layers; 0: full "
+      "fine-tuning. Only the adapters train; the output folder holds the merged model")
     a("--lora_alpha", type=float, default=32, help="LoRA scale alpha (the update is B A alpha / rank)")
     a("--lora_targets", default=r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|c_attn|c_proj|c_fc)$",
-      help="regex on module names: the layers LoRA wraps (default: attention and MLP of Llama / Qwen / Mistral / GPT-2)")
-    a("--lora_embeddings", action="store_true", help="with --lora: the embeddings train too (Physics of LMs 3.1 tunes them)")
-    a("--aug", type=int, default=1, help="formatted copies per document; each pass over a document uses the next one")
+      help="regex on module names: the layers LoRA wraps (default: attention and MLP, Llama / Qwen / Mistral / GPT-2)")
+    a("--lora_embeddings", action="store_true", help="with --lora: the embeddings train too (Physics of LMs 3.1)")
+    a("--aug", type=int, default=1, help="formatted copies per document; each pass over a document uses its next one")
     a("--qa_aug", type=int, default=1, help="prompt formats per QA item, used in turn")
-    a("--qa_pack", type=int, default=1, help="QA items per training sequence (> 1: the model sees few-shot-like contexts)")
-    a("--pack", type=float, default=pack, help="padding-free packing: examples end to end in rows of PACK x the longest "
+    a("--qa_pack", type=int, default=1, help="QA items per training sequence (> 1: few-shot-like contexts)")
+    a("--pack", type=float, default=pack, help="padding-free packing: examples end to end in rows of PACK x the longest"
       "example of a micro-batch (0: pad every example to the longest instead)")
-    a("--replay", nargs="+", default=None, help="JSONL files replayed beside --data (e.g. the pretraining mixture, against forgetting)")
+    a("--replay", nargs="+", default=None, help="JSONL files replayed beside --data (e.g. the pretraining mixture)")
     a("--replay_ratio", type=float, default=0.1, help="share of every global batch drawn from --replay")
     a("--epochs", type=float, default=None, help="passes over the training examples (overrides --max_steps)")
     a("--max_steps", type=int, default=max_steps, help="optimizer steps")
@@ -94,9 +90,10 @@ def get_parser():
     a("--resume", action="store_true", help="continue from the checkpoint in --out_dir")
     a("--fsdp", action="store_true", help="shard the model with FSDP2 (fully_shard per block) under torchrun")
     a("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
-    a("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="autocast dtype (auto: bf16 on GPU)")
+    a("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="autocast dtype (auto: bf16 on GPU)")
     a("--chat", action="store_true", help="QA items in the tokenizer's chat template")
-    a("--eval_qa", default=eval_qa, help="QA file: dev-split accuracy every --eval_every steps, dev + test at the end (default: the bios QA with the default data)")
+    a("--eval_qa", default=eval_qa, help="QA file: dev-split accuracy every --eval_every steps, dev + test at the end "
+      "(default: the bios QA with the default data)")
     a("--eval_every", type=int, default=0, help="evaluate on the dev split every N steps (0: only at the end)")
     a("--keep_best", action="store_true", help="also save the model with the best dev exact match to out_dir/best")
     a("--log_every", type=int, default=10, help="log every N steps")
@@ -115,80 +112,37 @@ def get_args(argv=None):
         p.error("--lora adapts a trained model: give it --init_from (a model folder or hub id)")
     if args.fsdp and "RANK" not in os.environ:
         p.error("--fsdp needs torchrun (it shards the model over the ranks)")
-    if args.dtype == "float16":
-        p.error("--dtype float16 needs a loss scaler, which this loop does not have: use bfloat16 or float32")
     return args
 
 if __name__ == "__main__":
     get_args()  # --help and a mistyped flag answer at once, before torch loads (seconds)
 
-import torch  # noqa: E402
+# torch, and every module that imports it, loads only now: after the flags are parsed
+import torch
+from tqdm import tqdm
+from transformers.utils import logging as hf_logging
 
-from model import load_model, load_state, loss_sum_of, model_checks, scratch_model  # noqa: E402
-from eval import evaluate, print_table  # noqa: E402
-from sam import SAM  # noqa: E402
+from checkpoint import (agree_to_stop, catch_signals, commit, finish_distributed, load_state, restore, resume_command,
+                        save, start_log, write_json)
+from eval import evaluate, print_table
+from model import build, check_packing, distribute, loss_sum_of, measure_peak_flops, peak_memory, sync, train_flops
+from sam import SAM
 
-# -----------------------------------------------------------------------------
-# model
-
-def measure_peak_flops(device, dtype, trials=3):
-    """The matmul rate this device reaches (the MFU denominator), measured: the best of a few trials (neighbours only slow one down)."""
-    n, reps = (8192, 20) if str(device).startswith("cuda") else (1024, 4)
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
-    times = []
-    for _ in range(trials + 1):  # the first trial warms up
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        sync()
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 * reps / min(times[1:])
+# where this process runs (torchrun's ranks; one process: rank 0 of 1), and what trains and a checkpoint holds (the
+# model as DDP / FSDP2 wrap it under torchrun, the model itself, its tokenizer, the optimizer)
+Run = namedtuple("Run", "ddp rank local_rank world_size master device dtype autocast")
+Learner = namedtuple("Learner", "model raw_model tokenizer optimizer")
 
 # -----------------------------------------------------------------------------
-# checkpoints: written to out_dir/.next, marked complete, then moved to the top of out_dir. A kill before
-# the mark leaves the last checkpoint untouched; a kill during the moves is finished by commit() next time.
+# setup, data, model
 
-def commit(out_dir):
-    nxt = os.path.join(out_dir, ".next")
-    if os.path.exists(os.path.join(nxt, "COMPLETE")):
-        for name in os.listdir(nxt):
-            if name != "COMPLETE":
-                os.replace(os.path.join(nxt, name), os.path.join(out_dir, name))
-    shutil.rmtree(nxt, ignore_errors=True)
-
-def save_checkpoint(out_dir, raw_model, tokenizer, model_state, optim_state, adapters, step, args, metrics):
-    nxt = os.path.join(out_dir, ".next")
-    shutil.rmtree(nxt, ignore_errors=True)
-    raw_model.save_pretrained(nxt, state_dict=model_state)  # safetensors; handles tied embeddings
-    if adapters is not None:  # --lora: the tensors that train, for --resume (model.safetensors holds the merged model)
-        from safetensors.torch import save_file
-        save_file(adapters, os.path.join(nxt, "lora.safetensors"))
-    tokenizer.save_pretrained(nxt)
-    torch.save({"optimizer": optim_state, "step": step}, os.path.join(nxt, "trainer_state.pt"))
-    write_json(os.path.join(nxt, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
-    open(os.path.join(nxt, "COMPLETE"), "w").close()
-    commit(out_dir)
-
-def finish_distributed():  # the barrier: no rank tears its pairs down while another still writes or communicates
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
-
-def write_json(path, obj):  # whole or not at all
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-def main(argv=None):
-    args = get_args(argv)
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
-    # distributed: torchrun's env vars switch DDP on
+def setup(args):
+    """Ranks (torchrun's environment switches DDP on), the device, the autocast precision, the seed."""
     ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else (0, 0, 1)
-    master_process = rank == 0
-    device = {"auto": f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu", "cuda": f"cuda:{local_rank}"}.get(args.device, args.device)
+    rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else \
+        (0, 0, 1)
+    device = {"auto": f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu", "cuda": f"cuda:{local_rank}"}.get(
+        args.device, args.device)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     if ddp:
@@ -197,270 +151,216 @@ def main(argv=None):
              "float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     autocast = torch.autocast(device.split(":")[0], dtype=dtype) if dtype != torch.float32 else nullcontext()
     torch.manual_seed(args.seed + rank)  # per-rank seed (no dropout by default, so nothing depends on it)
-    if args.data is None:  # the embedded default: prepare the bios world if absent
-        if not os.path.exists(os.path.join(BIOS, "qa.jsonl")) and master_process:
+    return Run(ddp, rank, local_rank, world_size, rank == 0, device, dtype, autocast)
+
+def read_inputs(args, run):
+    """Every input, read and checked: training files, replay files, evaluation items, the trainer state to resume."""
+    if args.data is None:  # the embedded default: the bios world (prepared if absent), its QA evaluated
+        if not os.path.exists(os.path.join(BIOS, "qa.jsonl")) and run.master:
             subprocess.run([sys.executable, os.path.join(BIOS, "prepare.py")], check=True)
-        if ddp:
+        if run.ddp:
             torch.distributed.barrier()
         args.data = [os.path.join(BIOS, "docs.jsonl"), os.path.join(BIOS, "qa.jsonl")]
         args.eval_qa = args.eval_qa or args.data[1]
-    out = args.out_dir
-    os.makedirs(out, exist_ok=True)
-    if master_process:
-        commit(out)  # finish (or drop) a checkpoint that a kill interrupted
-    try:  # read and check every input before anything is written
-        files = [read_examples(path, args.split) for path in args.data]
-        replay_files = [read_examples(path, args.split) for path in args.replay or []]
-        eval_items = read_qa(args.eval_qa) if args.eval_qa else []
-        state = None
-        if args.resume:
-            if not os.path.exists(os.path.join(out, "trainer_state.pt")):
-                raise DataError(f"--resume: no checkpoint in {out}")
-            # LoRA: the frozen weights are --init_from's, bitwise; the adapters come from the checkpoint below
-            model, tokenizer = load_model(args.init_from if args.lora else out)
-            state = load_state(os.path.join(out, "trainer_state.pt"))  # tensors and plain values only: no code runs
-        elif args.init_from == "scratch":
-            # the tokenizer sees every format (whatever --aug is), so all arms of an ablation share one
-            texts = [t for kind, items in files for it in items for t in (
-                format_variants(it["text"], 8, list(it.get("facts", {}).values())) if kind == "docs" else
-                [qa_prompt(it["question"], k) + qa_completion(it["answer"]) for k in range(len(QA_FORMATS))])]
-            model, tokenizer = scratch_model(args, texts, out, master_process, ddp)
-        else:
-            model, tokenizer = load_model(args.init_from)
-        max_len = getattr(model.config, "max_position_embeddings", None) or args.block_size
-        examples = load_examples(args, files, tokenizer, max_len, master_process)
-        if args.lora:
-            from lora import add_lora
-            torch.manual_seed(args.seed)  # the same adapters on every rank (FSDP2 shards what each rank holds)
-            add_lora(model, args.lora, args.lora_alpha, args.lora_targets)
-            torch.manual_seed(args.seed + rank)
-            if args.lora_embeddings:
-                model.get_input_embeddings().weight.requires_grad_(True)  # (and a tied lm_head with it)
-            if args.resume:
-                from safetensors.torch import load_file
-                model.load_state_dict(load_file(os.path.join(out, "lora.safetensors")), strict=False)
-        replay = load_examples(args, replay_files, tokenizer, max_len, master_process) if replay_files else []
-    except (DataError, ValueError) as e:  # ValueError: --lora_targets matching no layer
-        print(f"train.py: {e}", file=sys.stderr)
-        sys.exit(2)
-    model.to(device).train()
-    raw_model = model
-    packs, gather = model_checks(model, device)
-    if args.pack and not packs:
-        if master_process:
-            print(f"warning: {type(model).__name__} attends across packed examples; padding instead (--pack 0)", file=sys.stderr)
-        args.pack = 0.0
-    if args.fsdp:
-        from torch.distributed.fsdp import fully_shard
-        for block in [m for m in model.modules() if type(m).__name__ in (model._no_split_modules or [])]:
-            fully_shard(block)
-        fully_shard(model)
-    elif ddp:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        # no buffer sync in every forward: a collective per forward for buffers that never change (rotary tables)
-        no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
-        model = DDP(model, device_ids=[local_rank] if device.startswith("cuda") else None, **{no_sync: False})
-    # optimizer: AdamW, or SAM around AdamW; weight decay on matrices only (not norms / biases)
+    files, replay_files = ([read_examples(p, args.split) for p in paths] for paths in (args.data, args.replay or []))
+    state_path = os.path.join(args.out_dir, "trainer_state.pt")
+    if args.resume and not os.path.exists(state_path):
+        raise DataError(f"--resume: no checkpoint in {args.out_dir}")
+    state = load_state(state_path) if args.resume else None  # tensors and plain values only: no code runs
+    return files, replay_files, read_qa(args.eval_qa) if args.eval_qa else [], state
+
+# -----------------------------------------------------------------------------
+# optimizer, schedule, one step's gradient
+
+def make_optimizer(args, raw_model, device):
+    """AdamW (fused: 5x the default's speed on a CPU at 135M, bench.py), or SAM around it; decay on matrices only."""
     params = [p for p in raw_model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    adamw = dict(lr=args.lr, betas=(0.9, 0.95), fused=device.split(":")[0] in ("cpu", "cuda"))  # one kernel for all tensors: 5x the default's speed on a CPU at 135M (bench.adamw_step_s)
-    optimizer = SAM(groups, torch.optim.AdamW, args.rho, args.adaptive, **adamw) if args.sam else torch.optim.AdamW(groups, **adamw)
-    base_optimizer = optimizer.base_optimizer if args.sam else optimizer
-    global_size = args.batch_size * args.grad_accum * world_size
+    adamw = dict(lr=args.lr, betas=(0.9, 0.95), fused=device.split(":")[0] in ("cpu", "cuda"))
+    return SAM(groups, torch.optim.AdamW, args.rho, args.adaptive, **adamw) if args.sam else \
+        torch.optim.AdamW(groups, **adamw)
+
+def get_lr(it, args, steps):
+    """Linear warmup, then cosine decay to lr / 10."""
+    if it < args.warmup:
+        return args.lr * (it + 1) / args.warmup
+    ratio = min(1.0, (it - args.warmup) / max(1, steps - args.warmup))
+    return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * ratio)))
+
+def forward_backward(model, batches, n_tokens, args, run, gather):
+    """Gradient of the global batch's mean token loss; the all-reduce happens once, on the last piece."""
+    loss_sum = torch.zeros((), device=run.device)
+    for i, piece in enumerate(batches):
+        # the no-sync switch is set before the forward: DDP decides in forward whether the backward will reduce,
+        # so a no_sync around the backward alone would still sync every micro-step
+        if args.fsdp:
+            model.set_requires_gradient_sync(i == len(batches) - 1)
+        elif run.ddp:
+            model.require_backward_grad_sync = i == len(batches) - 1
+        with run.autocast:
+            loss = loss_sum_of(model, *piece, gather)
+        # divide by the tokens of the whole global batch; times world_size because DDP / FSDP average over ranks
+        (loss * run.world_size / n_tokens).backward()
+        loss_sum += loss.detach()
+    if run.ddp:
+        torch.distributed.all_reduce(loss_sum)
+    return loss_sum / n_tokens  # a tensor: read (a host sync) only when logged
+
+# -----------------------------------------------------------------------------
+# logging and evaluating
+
+def log_step(row, args, learner, step, steps, clock, eval_items, metrics, run):
+    """A logged step: NaN stops the run (before any save); speed and MFU when due; dev exact match when asked."""
+    if not (math.isfinite(row["loss"]) and math.isfinite(row.get("loss_adv", 0.0))):
+        if run.master:
+            print(f"\ntrain.py: loss is {row['loss']} by step {step}; stopped. The last good checkpoint is in "
+                  f"{args.out_dir}", file=sys.stderr)
+        sys.exit(3)
+    if step % args.log_every == 0 or step == steps:  # speed since the last logged step; both SAM passes count
+        dt, n_steps, tokens = sync(run.device) - clock["t0"], step - clock["step"], clock["tokens"]
+        flops = train_flops(learner.raw_model, tokens / (n_steps * clock["examples"]), args.lora) * tokens * \
+            (1 + 1 / args.sam_every if args.sam else 1)
+        row.update(tokens_per_s=tokens / dt, step_s=dt / n_steps, mfu=flops / dt / clock["peak"],
+                   peak_mem_mb=peak_memory(run.device) / 2**20)
+        clock.update(t0=time.perf_counter(), tokens=0, step=step)
+    splits, t_eval = splits_of(eval_items), time.perf_counter()
+    res = evaluate_split(args, learner, eval_items, "dev" if "dev" in splits else splits[0], f"eval at step {step}",
+                         run) if eval_items else None
+    clock["t0"] += time.perf_counter() - t_eval  # evaluation time is not training time
+    if res is not None:
+        row["dev_exact_match"] = res["exact_match"]
+        if run.master:
+            tqdm.write(f"step {step}: dev exact match {100 * res['exact_match']:.1f}%")
+        if args.keep_best and res["exact_match"] > metrics.get("best_dev_exact_match", -1.0):  # chosen on dev only
+            metrics["best_dev_exact_match"] = res["exact_match"]  # in each checkpoint: a resumed run compares with it
+            save(os.path.join(args.out_dir, "best"), args, learner, step, {"dev_exact_match": res["exact_match"]},
+                 run.master)
+    if run.master and ("mfu" in row or "dev_exact_match" in row):
+        with open(os.path.join(args.out_dir, "log.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+def evaluate_split(args, learner, items, split, desc, run):
+    """Exact match on a split of --eval_qa; None if it fails (reported: a failing evaluation never costs the run)."""
+    try:  # every rank runs it (FSDP2 needs all ranks in every forward); rank 0 prints
+        return evaluate(learner.raw_model, learner.tokenizer, [it for it in items if it["split"] == split],
+                        chat=args.chat, progress=run.master, desc=desc)
+    except Exception as e:  # (any tokenizer or model error)
+        if run.master:
+            why = str(e).splitlines()[0] if str(e) else ""
+            tqdm.write(f"train.py: evaluation on {args.eval_qa} [{split}] failed: {type(e).__name__}: {why}")
+
+def finish(args, learner, items, step, metrics, run):
+    """The final evaluation (dev and test; the checkpoint is on disk already) into args.json, then the exit code."""
+    failed = []
+    for split in [s for s in splits_of(items) if s in ("dev", "test", None)] if args.eval_qa else []:
+        name = split or "all"
+        res = evaluate_split(args, learner, items, split, f"final eval [{name}]", run)
+        failed += [name] if res is None else []
+        metrics |= {f"{name}_{k}": res[k] for k in ("exact_match", "contains")} if res else {}
+        if res and run.master:
+            print_table(res, f"\n{name} QA ({args.eval_qa})")
+    if run.master:
+        if args.eval_qa:  # the metrics join the checkpoint's args.json (written whole, then renamed)
+            write_json(os.path.join(args.out_dir, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
+        test = metrics.get("test_exact_match")
+        print(f"saved to {args.out_dir}" + (f" | test exact match {100 * test:.1f}%" if test is not None else ""))
+        if failed:
+            print(f"train.py: the final evaluation failed ({', '.join(failed)}); the model is saved in {args.out_dir} "
+                  "(evaluate it with eval.py, or rerun with --resume to retry)", file=sys.stderr)
+    if run.ddp:
+        finish_distributed()
+    if failed:
+        sys.exit(4)
+
+def stop_run(args, stop, step, steps, argv, run):
+    """After a signal's checkpoint: say how to resume, exit with 128 + the signal (a rank may stop for another's)."""
+    signum = stop[0] if stop else signal.SIGTERM
+    if run.master:
+        print(f"\ntrain.py: stopped by {signal.Signals(signum).name} at step {step} of {steps}; checkpoint in "
+              f"{args.out_dir}. Resume: {resume_command(argv, run.world_size, run.ddp)}", file=sys.stderr)
+    if run.ddp:
+        finish_distributed()
+    sys.exit(128 + signum)
+
+# -----------------------------------------------------------------------------
+
+def main(argv=None):
+    args = get_args(argv)
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
+    run = setup(args)
+    os.makedirs(args.out_dir, exist_ok=True)
+    if run.master:
+        commit(args.out_dir)  # finish (or drop) a checkpoint that a kill interrupted
+    try:  # data and model: every input read and checked before anything is written
+        files, replay_files, eval_items, state = read_inputs(args, run)
+        raw_model, tokenizer = build(args, files, run.master, run.ddp, run.rank)
+        max_len = getattr(raw_model.config, "max_position_embeddings", None) or args.block_size
+        examples, replay = ([] if not f else load_examples(args, f, tokenizer, max_len, run.master)
+                            for f in (files, replay_files))
+    except (DataError, ValueError) as e:  # ValueError: --lora_targets matching no layer
+        print(f"train.py: {e}", file=sys.stderr)
+        sys.exit(2)
+    args.pack, gather = check_packing(raw_model.to(run.device).train(), args.pack, run.device, run.master)
+    model = distribute(raw_model, args.fsdp, run.ddp, run.local_rank, run.device)
+    optimizer = make_optimizer(args, raw_model, run.device)
+    learner = Learner(model, raw_model, tokenizer, optimizer)
+    global_size = args.batch_size * args.grad_accum * run.world_size
     n_replay = round(args.replay_ratio * global_size) if replay else 0  # examples of each global batch from --replay
     steps = math.ceil(args.epochs * len(examples) / (global_size - n_replay)) if args.epochs else args.max_steps
-    if state is not None:
-        if args.fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-            set_optimizer_state_dict(model, base_optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
-            if args.sam:
-                optimizer.param_groups = base_optimizer.param_groups  # loading made new group dicts: share again
-        else:
-            optimizer.load_state_dict(state["optimizer"])
-    step = state["step"] if state is not None else 0
-
-    def get_lr(it):  # linear warmup, then cosine decay to lr / 10
-        if it < args.warmup:
-            return args.lr * (it + 1) / args.warmup
-        ratio = min(1.0, (it - args.warmup) / max(1, steps - args.warmup))
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * ratio)))
-
-    def forward_backward(batches, n_tokens):
-        """Gradient of the global batch's mean token loss; the all-reduce happens once, on the last
-        piece. The no-sync switch is set before the forward: DDP decides in forward whether the
-        backward will reduce, so a no_sync around the backward alone would still sync every micro-step."""
-        loss_sum = torch.zeros((), device=device)
-        for i, piece in enumerate(batches):
-            sync = i == len(batches) - 1
-            if args.fsdp:
-                model.set_requires_gradient_sync(sync)
-            elif ddp:
-                model.require_backward_grad_sync = sync
-            with autocast:
-                loss = loss_sum_of(model, *piece, gather)
-            # divide by the tokens of the whole global batch; times world_size because DDP / FSDP average over ranks
-            (loss * world_size / n_tokens).backward()
-            loss_sum += loss.detach()
-        if ddp:
-            torch.distributed.all_reduce(loss_sum)
-        return loss_sum / n_tokens  # a tensor: read (a host sync) only when logged
-
-    def full_states():  # (model state, optimizer state, trainable tensors under LoRA); every rank gathers FSDP2 shards, rank 0 writes
-        model_state, optim_state = (raw_model.state_dict() if args.lora else None), optimizer.state_dict()
-        if args.fsdp:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
-            opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            model_state, optim_state = get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, base_optimizer, options=opts)
-            if getattr(raw_model.config, "tie_word_embeddings", False):  # gathered copies hide the tie from save_pretrained
-                model_state.pop("lm_head.weight", None)
-        if not args.lora or not model_state:  # (FSDP2 gathers the full state on rank 0 only)
-            return model_state, optim_state, None
-        from lora import merged_state_dict  # the output folder holds the merged model; --resume needs what trains
-        trainable = {n for n, p in raw_model.named_parameters() if p.requires_grad}
-        return merged_state_dict(raw_model, model_state), optim_state, {k: v.contiguous() for k, v in model_state.items() if k in trainable}
-
-    splits = sorted({it["split"] for it in eval_items if it["split"]}) or [None]  # None: a file without splits
-
-    def run_eval(split, desc="eval"):  # every rank runs it (FSDP2 needs all ranks in every forward); rank 0 prints
-        try:  # a failing evaluation never costs the run: it is reported, training and saving go on
-            return evaluate(raw_model, tokenizer, [it for it in eval_items if it["split"] == split], chat=args.chat,
-                            progress=master_process, desc=desc)
-        except Exception as e:  # noqa: BLE001 (any tokenizer or model error)
-            if master_process:
-                tqdm.write(f"train.py: evaluation on {args.eval_qa} [{split}] failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            return None
-
-    log_path = os.path.join(out, "log.jsonl")
-    if master_process:  # a resumed run continues the log from its checkpoint
-        old = [l for l in open(log_path)] if args.resume and os.path.exists(log_path) else []
-        with open(log_path, "w") as f:
-            f.writelines(l for l in old if json.loads(l).get("step", 0) <= step)
-    peak = args.peak_tflops * 1e12 or measure_peak_flops(device, dtype)
-    metrics = json.load(open(os.path.join(out, "args.json")))["metrics"] if args.resume else {}
-    best, n_params, c = metrics.get("best_dev_exact_match", -1.0), sum(p.numel() for p in raw_model.parameters()), raw_model.config
-    if master_process:
-        print(f"{n_params / 1e6:.2f}M params | {len(examples)} examples | global batch {global_size} | {steps} steps"
-              f" | {'SAM' if args.sam else 'AdamW'} | {world_size} rank(s) on {device} | peak {peak / 1e12:.2f} TFLOP/s")
-    if master_process and args.resume:
-        print(f"resuming from step {step} of {steps} ({out})")
-    # Ctrl-C (SIGINT) and a scheduler's SIGTERM: finish the step (never stop while SAM has perturbed the
-    # weights), write a checkpoint, say how to resume, exit non-zero. A second signal leaves at once: the
-    # checkpoint journal keeps the last complete checkpoint whatever happens.
-    stop = []
-    def on_signal(signum, frame):
-        if stop:
-            raise KeyboardInterrupt
-        stop.append(signum)
-    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    from tqdm import tqdm
-    bar = tqdm(total=steps, initial=step, disable=not master_process, dynamic_ncols=True, unit=" steps")
-    t0, tokens_seen, logged_step = time.perf_counter(), 0, step
+    step = restore(args, model, optimizer, state)
+    metrics = start_log(args, step, run.master)
+    clock = dict(t0=time.perf_counter(), tokens=0, step=step,
+                 peak=args.peak_tflops * 1e12 or measure_peak_flops(run.device, run.dtype))
+    if run.master:
+        print(f"{sum(p.numel() for p in raw_model.parameters()) / 1e6:.2f}M params | {len(examples)} examples | global "
+              f"batch {global_size} | {steps} steps | {'SAM' if args.sam else 'AdamW'} | {run.world_size} rank(s) on "
+              f"{run.device} | peak {clock['peak'] / 1e12:.2f} TFLOP/s" +
+              (f"\nresuming from step {step} of {steps} ({args.out_dir})" if args.resume else ""))
+    stop, handlers = catch_signals()  # Ctrl-C, SIGTERM: the step finishes, a checkpoint, the resume command
+    bar = tqdm(total=steps, initial=step, disable=not run.master, dynamic_ncols=True, unit=" steps")
     while step < steps:
-        lr_now = get_lr(step)
+        lr_now = get_lr(step, args, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr_now
         batch = global_batch(examples, step, global_size, args.seed, replay, n_replay)
-        n_tokens = max(1, sum(max(0, e - max(s, 1)) for _, spans in batch for s, e in spans))  # target tokens (the first has no context)
-        batches = micro_batches(batch, args.grad_accum, rank, world_size, tokenizer.pad_token_id, device, args.pack)
-        loss = forward_backward(batches, n_tokens)  # 1. gradient at w
+        n_tokens = max(1, sum(max(0, e - max(s, 1)) for _, spans in batch for s, e in spans))  # (a first token: none)
+        batches = micro_batches(batch, args.grad_accum, run.rank, run.world_size, tokenizer.pad_token_id, run.device,
+                                args.pack)
+        loss = forward_backward(model, batches, n_tokens, args, run, gather)  # 1. gradient at w
         sam_now = args.sam and step % args.sam_every == 0
         if sam_now:
             grad_norm = optimizer.first_step(zero_grad=True)  # 2. move to w + e
-            loss_adv = forward_backward(batches, n_tokens)  # 3. gradient at w + e, same micro-batches
+            loss_adv = forward_backward(model, batches, n_tokens, args, run, gather)  # 3. gradient at w + e, same data
         if args.grad_clip > 0:  # on the descent gradient only
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         if args.sam:
-            optimizer.second_step(zero_grad=True)  # 4. back to w (bitwise), AdamW step (without a first step: a plain one)
+            optimizer.second_step(zero_grad=True)  # 4. back to w (bitwise), AdamW step (no first step: a plain one)
         else:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         step += 1
-        tokens_seen += sum(len(ids) for ids, _ in batch)
-        metrics["tokens"] = metrics.get("tokens", 0) + sum(len(ids) for ids, _ in batch)  # over the whole run (resumes too)
+        n_batch = sum(len(ids) for ids, _ in batch)
+        clock.update(tokens=clock["tokens"] + n_batch, examples=len(batch))
+        metrics["tokens"] = metrics.get("tokens", 0) + n_batch  # over the whole run (resumes too)
         bar.update(1)
-        stopping = bool(stop)
-        if ddp:  # every rank stops at the same step, although a signal may reach them a step apart
-            flag = torch.tensor(float(stopping), device=device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            stopping = flag.item() > 0
+        stopping = agree_to_stop(stop, run.ddp, run.device)
         eval_now = args.eval_qa and args.eval_every and step % args.eval_every == 0 and not stopping
         save_now = (args.save_every and step % args.save_every == 0) or step == steps or stopping
-        if not (step % args.log_every == 0 or eval_now or save_now):
-            continue
-        row = {"step": step, "loss": loss.item(), "lr": lr_now}
-        if sam_now:
-            row.update(loss_adv=loss_adv.item(), grad_norm=grad_norm.item())
-        if not (math.isfinite(row["loss"]) and math.isfinite(row.get("loss_adv", 0.0))):  # checked before any save
-            if master_process:
-                print(f"\ntrain.py: loss is {row['loss']} by step {step}; stopped. The last good checkpoint is in {out}", file=sys.stderr)
-            sys.exit(3)
-        if step % args.log_every == 0 or step == steps:
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            dt, t0 = time.perf_counter() - t0, time.perf_counter()
-            n_steps = step - logged_step
-            # model FLOPs: 6N a token for the matmuls of forward + backward, plus attention (PaLM, appendix B)
-            # (LoRA: 4N, frozen weights get no gradient)
-            per_token = (4 if args.lora else 6) * n_params + 12 * c.num_hidden_layers * c.hidden_size * tokens_seen / (n_steps * len(batch))
-            flops = per_token * tokens_seen * (1 + 1 / args.sam_every if args.sam else 1)  # both SAM passes count
-            mem = torch.cuda.max_memory_allocated() if device.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            row.update(tokens_per_s=tokens_seen / dt, step_s=dt / n_steps, mfu=flops / dt / peak, peak_mem_mb=mem / 2**20)
-            tokens_seen, logged_step = 0, step
+        if step % args.log_every == 0 or eval_now or save_now:
+            row = {"step": step, "loss": loss.item(), "lr": lr_now}
+            row |= {"loss_adv": loss_adv.item(), "grad_norm": grad_norm.item()} if sam_now else {}
+            log_step(row, args, learner, step, steps, clock, eval_items if eval_now else [], metrics, run)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
-        t_eval = time.perf_counter()
-        res = run_eval("dev" if "dev" in splits else splits[0], f"eval at step {step}") if eval_now else None
-        if res is not None:
-            row["dev_exact_match"] = res["exact_match"]
-            if master_process:
-                tqdm.write(f"step {step}: dev exact match {100 * res['exact_match']:.1f}%")
-            if args.keep_best and res["exact_match"] > best:  # model selection on dev, never on test
-                best = metrics["best_dev_exact_match"] = res["exact_match"]  # in each checkpoint: a resumed run compares with it
-                states = full_states()
-                if master_process:
-                    save_checkpoint(os.path.join(out, "best"), raw_model, tokenizer, *states, step, args, {"dev_exact_match": best})
-        t0 += time.perf_counter() - t_eval  # evaluation time is not training time
-        if master_process and ("mfu" in row or "dev_exact_match" in row):
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
         if save_now:
-            states = full_states()
-            if master_process:
-                save_checkpoint(out, raw_model, tokenizer, *states, step, args, metrics)
+            save(args.out_dir, args, learner, step, metrics, run.master)
         if stopping:
             bar.close()
-            if master_process:
-                launcher = ["torchrun", f"--nproc_per_node={world_size}"] if ddp else ["python"]
-                again = launcher + [sys.argv[0]] + [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"] + ["--resume"]
-                print(f"\ntrain.py: stopped by {signal.Signals(stop[0] if stop else signal.SIGTERM).name} at step {step} of {steps}; "
-                      f"checkpoint in {out}. Resume: {shlex.join(map(str, again))}", file=sys.stderr)
-            if ddp:
-                finish_distributed()
-            sys.exit(128 + (stop[0] if stop else signal.SIGTERM))
+            stop_run(args, stop, step, steps, argv, run)
     bar.close()
     for sig, handler in handlers.items():  # the caller's handlers again (train.main may run inside another program)
         signal.signal(sig, handler)
-    failed = []
-    if args.eval_qa:  # after the final checkpoint is on disk: a failing evaluation never costs the run
-        for split in [s for s in splits if s in ("dev", "test", None)]:
-            res, name = run_eval(split, f"final eval [{split or 'all'}]"), split or "all"
-            if res is None:
-                failed.append(name)
-                continue
-            metrics[f"{name}_exact_match"], metrics[f"{name}_contains"] = res["exact_match"], res["contains"]
-            if master_process:
-                print_table(res, f"\n{name} QA ({args.eval_qa})")
-        if master_process:  # the metrics join the checkpoint's args.json (written whole, then renamed)
-            write_json(os.path.join(out, "args.json"), {"args": vars(args), "step": step, "metrics": metrics})
-    if master_process:
-        print(f"saved to {out}" + (f" | test exact match {100 * metrics['test_exact_match']:.1f}%" if "test_exact_match" in metrics else ""))
-        if failed:
-            print(f"train.py: the final evaluation failed ({', '.join(failed)}); the model is saved in {out} "
-                  f"(evaluate it with eval.py, or rerun with --resume to retry)", file=sys.stderr)
-    if ddp:
-        finish_distributed()
-    if failed:
-        sys.exit(4)
+    finish(args, learner, eval_items, step, metrics, run)
 
 if __name__ == "__main__":
     try:

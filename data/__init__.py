@@ -1,5 +1,5 @@
 """
-One reader for the JSONL files every script takes (formats in README / DESIGN.md):
+One reader for the JSONL files every script takes (formats in README's "Data formats"):
 
     documents: {"id": str, "text": str, "facts": {"relation": "value", ...}?}
     QA:        {"id": str, "question": str, "answer": str | "answers": [str, ...], "relation": str,
@@ -26,7 +26,7 @@ import sys
 from augment import format_variants, qa_completion, qa_prompt
 
 CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]  # SliCK's, in probe.py's output ("category")
-SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()  # the EntityQuestions relations SliCK probes
+SLICK_RELATIONS = "P17 P19 P26 P36 P40 P69 P131 P136 P264 P495 P740 P800".split()  # SliCK's EntityQuestions relations
 
 class DataError(ValueError):
     pass
@@ -35,7 +35,8 @@ class Help(argparse.RawDescriptionHelpFormatter):
     """--help of every script: the module docstring as written, and each flag's default."""
     def _get_help_string(self, action):
         shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
-        return action.help + (f" (default: {' '.join(map(str, action.default)) if isinstance(action.default, list) else action.default})" if shown else "")
+        default = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+        return action.help + (f" (default: {default})" if shown else "")
 
 def _read_jsonl(path):
     if not os.path.isfile(path):
@@ -111,6 +112,10 @@ def read_qa(path, split=None):
                         f"{sorted({str(it['split']) for it in items})})")
     return chosen
 
+def splits_of(items):
+    """The splits of QA items, sorted; [None] for a file without splits."""
+    return sorted({it["split"] for it in items if it["split"]}) or [None]
+
 def file_kind(path):
     """'docs' or 'qa', from the keys of the first object in the file."""
     lineno, obj = _read_jsonl(path)[0]
@@ -143,10 +148,12 @@ def train_tokenizer(texts, vocab_size, out_dir):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                                       special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.post_processor = processors.TemplateProcessing(single="<|bos|> $A", special_tokens=[("<|bos|>", 0)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>").save_pretrained(out_dir)
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
+                            pad_token="<|pad|>").save_pretrained(out_dir)
 
 @functools.lru_cache(maxsize=1 << 16)
 def token_ids(tokenizer, text):
@@ -166,7 +173,8 @@ def lead_space(tokenizer):
     without a prefix space (GPT-2, Qwen2, Llama-3, tekken) gives 'Anna' at the start and ' Anna' after a
     space different tokens; SentencePiece adds its own prefix space. A document opens with its person's name,
     so without this its name tokens would not be the question's: a tokenization artefact, not a fact."""
-    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    def enc(s):
+        return tokenizer(s, add_special_tokens=False)["input_ids"]
     inside = enc("x Anna")[len(enc("x")):]
     return " " if enc("Anna") != inside and enc(" Anna") == inside else ""
 
@@ -179,7 +187,8 @@ def encode_pair(tokenizer, prompt, completion, chat=False, bos=True):
     """Token ids of [BOS] + prompt + completion and the number of tokens before the completion (the loss mask
     boundary). bos=False leaves the BOS out: QA items put end to end (a few-shot prompt, --qa_pack) share the
     one BOS at the start of the sequence, as the text a pretrained model read did."""
-    enc = lambda s: list(token_ids(tokenizer, s))  # noqa: E731
+    def enc(s):
+        return list(token_ids(tokenizer, s))
     start = start_ids(tokenizer) if bos and not chat else []  # a chat template carries its own
     p, full = enc(prompt), enc(prompt + completion)
     if full[:len(p)] != p:  # a merge across the boundary: encode the two sides apart
@@ -214,7 +223,8 @@ def exemplar_sets(pool, n_prompts, shots, seed):
     by_rel = {}
     for it in pool:
         by_rel.setdefault(it["relation"], []).append(it)
-    return {rel: [random.Random(f"{seed}:{rel}:{j}").sample(items, min(shots + 1, len(items))) for j in range(n_prompts)]
+    return {rel: [random.Random(f"{seed}:{rel}:{j}").sample(items, min(shots + 1, len(items)))
+                  for j in range(n_prompts)]
             for rel, items in by_rel.items()}
 
 def prefix_ids(tokenizer, item, exemplars, shots):
@@ -224,7 +234,8 @@ def prefix_ids(tokenizer, item, exemplars, shots):
     "Question" the model was trained on (with byte-level BPE and a prefix space: "Question" against
     " Question"); a small model then fails its own training facts."""
     chosen = [e for e in exemplars if e["id"] != item["id"]][:shots]
-    return tuple(encode_qa_sequence(tokenizer, [(qa_prompt(e["question"]), qa_completion(e["answer"])) for e in chosen])[0])
+    pairs = [(qa_prompt(e["question"]), qa_completion(e["answer"])) for e in chosen]
+    return tuple(encode_qa_sequence(tokenizer, pairs)[0])
 
 # -----------------------------------------------------------------------------
 # training examples: an example is a list of versions (formats, paraphrases); a version is (token ids, spans), where the
@@ -243,7 +254,8 @@ def load_examples(args, files, tokenizer, max_len, master_process):
                 groups.setdefault(it["id"].split("#")[0], []).extend(
                     (ids, ((0, len(ids)),)) for ids in (encode_doc(tokenizer, t) for t in texts))
             else:
-                qa.append([(make_prompt(tokenizer, it["question"], k, args.chat), qa_completion(it["answer"])) for k in range(args.qa_aug)])
+                qa.append([(make_prompt(tokenizer, it["question"], k, args.chat), qa_completion(it["answer"]))
+                           for k in range(args.qa_aug)])
     if args.qa_pack > 1:  # QA items end to end after one BOS, exactly as probe.py builds a few-shot prompt;
         packings = []      # 8 different packings are the versions, so each pass puts an item among others
         for v in range(8):
@@ -253,14 +265,17 @@ def load_examples(args, files, tokenizer, max_len, master_process):
                              for j in range(0, len(qa), args.qa_pack)])
         qa = [list(versions) for versions in zip(*packings)]
     else:
-        qa = [[(ids, ((n, len(ids)),)) for ids, n in (encode_pair(tokenizer, p, c, args.chat) for p, c in ex)] for ex in qa]
+        qa = [[(ids, ((n, len(ids)),)) for ids, n in (encode_pair(tokenizer, p, c, args.chat) for p, c in ex)]
+              for ex in qa]
     n_cut = sum(len(ids) > max_len for ex in list(groups.values()) + qa for ids, _ in ex)
     if n_cut and master_process:
         print(f"warning: {n_cut} sequences longer than the context ({max_len} tokens) were truncated", file=sys.stderr)
     # a document loses its end, a QA sequence its start (the answer must survive)
     docs = [[(ids[:max_len], ((0, min(len(ids), max_len)),)) for ids, _ in ex] for ex in groups.values()]
-    cut = lambda ids: max(0, len(ids) - max_len)  # noqa: E731
-    qa = [[(ids[cut(ids):], tuple((max(0, s - cut(ids)), e - cut(ids)) for s, e in spans)) for ids, spans in ex] for ex in qa]
+    def cut(ids):
+        return max(0, len(ids) - max_len)
+    qa = [[(ids[cut(ids):], tuple((max(0, s - cut(ids)), e - cut(ids)) for s, e in spans)) for ids, spans in ex]
+          for ex in qa]
     return docs + qa
 
 @functools.lru_cache(maxsize=4)
@@ -291,7 +306,8 @@ def micro_batches(batch, n_micro, rank, world_size, pad_id, device, pack=2.0):
     batch = sorted(batch, key=lambda x: -len(x[0]))  # similar lengths in a micro-batch: less padding
     size = len(batch) // (n_micro * world_size)
     chunks = [batch[j * size:(j + 1) * size] for j in range(n_micro * world_size)][rank::world_size]
-    wasteful = lambda c: len(c) * len(c[0][0]) > 1.25 * sum(len(x) for x, _ in c)  # noqa: E731 (sorted: c[0] is the longest)
+    def wasteful(c):  # (sorted: c[0] is the longest)
+        return len(c) * len(c[0][0]) > 1.25 * sum(len(x) for x, _ in c)
     return [pack_rows(c, pad_id, device, pack) if pack and wasteful(c) else collate(c, pad_id, device) for c in chunks]
 
 def pack_rows(rows, pad_id, device, pack):

@@ -1,28 +1,32 @@
 """
-README's Results tables from reproduce.py's results.json (markdown on stdout), both regimes, and the figures
+README's Results tables from reproduce.py's results.json (markdown on stdout), every regime, and the figures
 beside them (PNG, next to results.json; they need matplotlib, an optional extra: pip install matplotlib).
 
     python experiments/report.py experiments/results/full/results.json
     python experiments/report.py results.json --figures /tmp/figs      # the PNGs elsewhere
+
+Sections in the order printed: scratch_section (the from-scratch regime), pretrained_section, real_section (the
+real model, with real_slick_section for its Table 2); gradual_table serves every Table 2. Figures: figures().
 """
 import argparse
 import json
 import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import real  # noqa: E402  (experiments/real.py: the real-model regime's section and figure)
+CATS = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]  # SliCK's categories (data.CATEGORIES)
 
-CATS = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
 
 def pm(cell, scale=100, digits=1):
+    """A cell's mean ± std, scaled (n/a where there is none)."""
     if not cell:
         return "n/a"
     return f"{scale * cell['mean']:.{digits}f} ± {scale * cell['std']:.{digits}f}"
 
+
 def mean_std(xs):
+    """{mean, std} of values (None where there are none)."""
     return {"mean": statistics.mean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0} if xs else None
+
 
 def curve(c, fractions=(0.25, 0.5, 0.75, 1.0)):
     """Mean dev EM at a few points of the run: is held-out accuracy still rising at the end?"""
@@ -32,90 +36,274 @@ def curve(c, fractions=(0.25, 0.5, 0.75, 1.0)):
     last = pts[-1][0]
     return " / ".join(f"{100 * min(pts, key=lambda p: abs(p[0] - f * last))[1]:.0f}" for f in fractions)
 
-def last_stage(rep):  # stage2, or stage1 where stage 2 was skipped (or one run), or base where nothing trained
-    return list(rep["categories"])[-1]
-
-def gradual_table(t2):
-    """gradual.py's reports against its baselines, mean ± std over seeds; seed 0's transitions in full."""
-    print("| run | stage-1 items | HighlyKnown+MaybeKnown at the end | gained | per seed | lost (of HighlyKnown) | test EM % | per seed |")
-    print("|---|---|---|---|---|---|---|---|")
-    for mode, reps in t2.items():
-        if not reps:
-            continue
-        k = [rep["knowledge"][f"base->{last_stage(rep)}"] for rep in reps]
-        em = [rep['test_exact_match'][last_stage(rep)] for rep in reps]
-        print(f"| {mode} | {pm(mean_std([rep['n_stage1'] for rep in reps]), 1, 1)} | {pm(mean_std([x['known_after'] for x in k]), 1, 1)} "
-              f"| {pm(mean_std([x['gained'] for x in k]), 1, 1)} | {' / '.join(str(x['gained']) for x in k)} "
-              f"| {pm(mean_std([x['lost'] for x in k]), 1, 1)} | {pm(mean_std(em))} | {' / '.join(f'{100 * v:.1f}' for v in em)} |")
-    reps = t2.get("gradual", [])
-    base_em = [rep["test_exact_match"]["base"] for rep in reps]
-    base = mean_std(base_em)
-    print(f"| base model (no fine-tuning) | | {pm(mean_std([rep['knowledge'][f'base->{last_stage(rep)}']['known_before'] for rep in reps]), 1, 1)}"
-          f" | | | | {pm(base)} | {' / '.join(f'{100 * v:.1f}' for v in base_em)} |")
-    if reps:
-        rep = reps[0]
-        print(f"\nSeed 0, gradual: categories {json.dumps(rep['categories'])}\n")
-        for name, m in {**rep["transitions"], "probe noise (base model probed twice, two seeds)": rep["probe_noise"]}.items():
-            print(f"{name} (rows: before, columns: after)\n\n| | " + " | ".join(CATS) + " |\n" + "|---" * 5 + "|")
-            for a in CATS:
-                print(f"| {a} | " + " | ".join(str(m[a][b]) for b in CATS) + " |")
-            print()
-        print("Test exact match by base-model category (seed 0): " + json.dumps(
-            {s: {c: round(v, 3) for c, v in d.items()} for s, d in rep["test_exact_match_by_category"].items()}) + "\n")
 
 def per_seed_delta(values, baseline):
     """Each seed's difference to the baseline of the same seed, in points."""
     pairs = [(v, b) for v, b in zip(values or [], baseline or []) if v is not None and b is not None]
     return " / ".join(f"{100 * (v - b):+.1f}" for v, b in pairs) or "n/a"
 
+
+def last_stage(rep):
+    """stage2, or stage1 where stage 2 was skipped (or one run), or base where nothing trained."""
+    return list(rep["categories"])[-1]
+
+
+def gradual_table(t2):
+    """gradual.py's reports against its baselines, mean ± std over seeds; seed 0's transitions in full."""
+    print("| run | stage-1 items | HighlyKnown+MaybeKnown at the end | gained | per seed | lost (of HighlyKnown) "
+          "| test EM % | per seed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode, reps in t2.items():
+        if not reps:
+            continue
+        k = [rep["knowledge"][f"base->{last_stage(rep)}"] for rep in reps]
+        em = [rep['test_exact_match'][last_stage(rep)] for rep in reps]
+        print(f"| {mode} | {pm(mean_std([rep['n_stage1'] for rep in reps]), 1, 1)} "
+              f"| {pm(mean_std([x['known_after'] for x in k]), 1, 1)} "
+              f"| {pm(mean_std([x['gained'] for x in k]), 1, 1)} | {' / '.join(str(x['gained']) for x in k)} "
+              f"| {pm(mean_std([x['lost'] for x in k]), 1, 1)} | {pm(mean_std(em))} "
+              f"| {' / '.join(f'{100 * v:.1f}' for v in em)} |")
+    reps = t2.get("gradual", [])
+    base_em = [rep["test_exact_match"]["base"] for rep in reps]
+    known_before = [rep['knowledge'][f'base->{last_stage(rep)}']['known_before'] for rep in reps]
+    print(f"| base model (no fine-tuning) | | {pm(mean_std(known_before), 1, 1)}"
+          f" | | | | {pm(mean_std(base_em))} | {' / '.join(f'{100 * v:.1f}' for v in base_em)} |")
+    if reps:
+        gradual_seed0(reps[0])
+
+
+def gradual_seed0(rep):
+    """Seed 0's gradual run: its categories, its transition matrices and the probe's noise, EM by category."""
+    print(f"\nSeed 0, gradual: categories {json.dumps(rep['categories'])}\n")
+    matrices = {**rep["transitions"], "probe noise (base model probed twice, two seeds)": rep["probe_noise"]}
+    for name, m in matrices.items():
+        print(f"{name} (rows: before, columns: after)\n\n| | " + " | ".join(CATS) + " |\n" + "|---" * 5 + "|")
+        for a in CATS:
+            print(f"| {a} | " + " | ".join(str(m[a][b]) for b in CATS) + " |")
+        print()
+    print("Test exact match by base-model category (seed 0): " + json.dumps(
+        {s: {c: round(v, 3) for c, v in d.items()} for s, d in rep["test_exact_match_by_category"].items()}) + "\n")
+
+
+def scratch_section(r):
+    """The from-scratch regime: sweeps, Table 1, search, the fact-loss correlation, Table 2, the larger world."""
+    cfg = r["config"]
+    print(f"Mode `{r['mode']}` on {r.get('machine', '?')}: {cfg['people']} people, {cfg['steps']} steps of "
+          f"{cfg['batch']} examples, {len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds.\n")
+    if "sweeps" in r:
+        print("**Sweeps, mixed training: exact match % on dev and test people (K formats; SAM radius rho)**\n")
+        print("| run | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all of the steps | tokens trained |\n"
+              "|---|---|---|---|---|")
+        for name, c in r["sweeps"].items():
+            print(f"| {name.replace('mixed_', '')} | {pm(c['dev_exact_match'])} | {pm(c['test_exact_match'])} "
+                  f"| {curve(c)} | {pm(c['tokens'], 1e-6, 2)}M |")
+        print(f"\nChosen on dev: {r.get('chosen')}\n")
+    if "table1" in r:
+        print("**Table 1: QA exact match (%) on held-out (test) people; fact-token loss on their documents in unseen "
+              "formats and paraphrases**\n")
+        print("| arm | (b) mixed | (a) documents, then QA tuning | fact loss, unseen formats (b) "
+              "| unseen paraphrases (b) |")
+        print("|---|---|---|---|---|")
+        for arm, c in r["table1"].items():
+            m, s = c["mixed"], c["sequential"]
+            print(f"| {arm} | {pm(m['test_exact_match'])} | {pm(s['test_exact_match'])} "
+                  f"| {pm(m.get('fact_loss_formats'), 1, 3)} | {pm(m.get('fact_loss_paraphrases'), 1, 3)} |")
+        print()
+    if "search" in r:
+        print("**Search: baseline and SAM in other settings (mixed training, exact match %, fact loss on unseen "
+              "formats)**\n")
+        print("| setting | arm | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all | fact loss, unseen formats |\n"
+              "|---|---|---|---|---|---|")
+        for setting, arms in r["search"].items():
+            for arm, c in arms.items():
+                print(f"| {setting} | {arm} | {pm(c['dev_exact_match'])} | {pm(c['test_exact_match'])} | {curve(c)} "
+                      f"| {pm(c.get('fact_loss_formats'), 1, 3)} |")
+        print()
+    for protocol, fl in r.get("fact_loss_vs_test_em", {}).items():
+        print(f"Pearson correlation of fact-token loss with test EM, {protocol} training, over {fl['points']} runs: "
+              f"{fl['pearson_formats']:.2f} (unseen formats), {fl['pearson_paraphrases']:.2f} (unseen paraphrases).\n")
+    if "table2" in r:
+        print("**Table 2: gradual learning against same-budget baselines (train split: half of the held-out people; "
+              "test: the other half)**\n")
+        gradual_table(r["table2"])
+    if "large" in r:
+        print(f"**Larger world: {r['large']['config']}**\n\n| arm | test EM | dev EM |\n|---|---|---|")
+        for arm, c in r["large"]["cells"].items():
+            print(f"| {arm} | {pm(c['test_exact_match'])} | {pm(c['dev_exact_match'])} |")
+
+
 def pretrained_section(p):
+    """The pretrained regime: the base, sweeps, Table 1 (both protocols), Table 2 (SliCK's shares and experiment,
+    gradual.py)."""
     cfg = p["config"]
-    print(f"World (data/bios/tiers.py): {cfg['known']} known, {cfg['longtail']} long-tail, {cfg['new']} new people; base model "
-          f"pretrained {cfg['base_steps']} steps; {len(cfg['seeds'])} seed(s) a cell. Mean ± std over seeds.\n")
+    print(f"World (data/bios/tiers.py): {cfg['known']} known, {cfg['longtail']} long-tail, {cfg['new']} new people; "
+          f"base model pretrained {cfg['base_steps']} steps; {len(cfg['seeds'])} seed(s) a cell. Mean ± std over "
+          "seeds.\n")
     if "base" in p:
         tiers = [t for t in p["base"] if t != "curve"]
-        print("**The base model ('the pretrained LLM'): exact match % per tier**\n\n| " + " | ".join(tiers) + " |\n" + "|---" * len(tiers) + "|")
+        print("**The base model ('the pretrained LLM'): exact match % per tier**\n\n| " + " | ".join(tiers) + " |\n"
+              + "|---" * len(tiers) + "|")
         print("| " + " | ".join(pm(p["base"][t]) for t in tiers) + " |\n")
     if "sweeps" in p:
-        print("**Sweeps (mixed CPT from the base, seed 0): new people's dev / test EM, known people's dev EM after CPT**\n")
-        print("| run | new dev EM | new test EM | known dev EM | new dev EM at 1/4, 1/2, 3/4, all |\n|---|---|---|---|---|")
+        print("**Sweeps (mixed CPT from the base, seed 0): new people's dev / test EM, known people's dev EM after "
+              "CPT**\n")
+        print("| run | new dev EM | new test EM | known dev EM | new dev EM at 1/4, 1/2, 3/4, all |\n"
+              "|---|---|---|---|---|")
         for name, c in p["sweeps"].items():
-            print(f"| {name} | {pm(c['dev_exact_match'])} | {pm(c['test_exact_match'])} | {pm(c['known_dev'])} | {curve(c)} |")
+            print(f"| {name} | {pm(c['dev_exact_match'])} | {pm(c['test_exact_match'])} | {pm(c['known_dev'])} "
+                  f"| {curve(c)} |")
         print(f"\nChosen on dev: {p.get('chosen')}\n")
     if "table1" in p:
-        print("**Table 1, pretrained regime: new people's test EM % (knowledge acquired) and known people's test EM % after it "
-              "(knowledge kept); per-seed difference to the baseline in points; fact-token loss on the new people's documents**\n")
-        print("| arm | (b) mixed: new | per seed vs baseline | known kept | (a) docs, then QA: new | per seed vs baseline | known kept "
-              "| tokens (b) / (a) | fact loss, unseen formats (b) / (a) | unseen paraphrases (b) / (a) |\n|---|---|---|---|---|---|---|---|---|---|")
-        t1, base = p["table1"], p["table1"].get("baseline", {})
-        for arm, c in t1.items():
-            m, q = c.get("mixed", {}), c.get("sequential", {})  # the protocols run as separate parts
-            print(f"| {arm} | {pm(m.get('test_exact_match'))} | {per_seed_delta(m.get('per_seed_test'), base.get('mixed', {}).get('per_seed_test'))} "
-                  f"| {pm(m.get('known_test'))} | {pm(q.get('test_exact_match'))} | {per_seed_delta(q.get('per_seed_test'), base.get('sequential', {}).get('per_seed_test'))} "
-                  f"| {pm(q.get('known_test'))} | {pm(m.get('tokens'), 1e-6, 2)}M / {pm(q.get('tokens'), 1e-6, 2)}M "
-                  f"| {pm(m.get('fact_loss_formats'), 1, 3)} / {pm(q.get('fact_loss_formats'), 1, 3)} "
-                  f"| {pm(m.get('fact_loss_paraphrases'), 1, 3)} / {pm(q.get('fact_loss_paraphrases'), 1, 3)} |")
-        print()
+        pretrained_table1(p["table1"])
     if "table2" in p:
-        shares = [rep["categories"]["base"] for rep in p["table2"].get("one_stage", [])]
-        if shares:
-            cats = {c: mean_std([100 * s[c] / sum(s.values()) for s in shares]) for c in CATS}
-            print("**Table 2, pretrained regime: the base model's SliCK categories on the fine-tuning pool (long-tail and known test "
-                  "people), beside SliCK's on EntityQuestions**\n\n| | " + " | ".join(CATS) + " |\n" + "|---" * 5 + "|")
-            print("| this base model | " + " | ".join(pm(cats[c], 1) + "%" for c in CATS) + " |\n| SliCK (Gekhman et al.) | 24% | 23% | 17% | 36% |\n")
+        pretrained_shares(p["table2"])
     if "unknown" in p:
-        print(f"**SliCK's experiment: a fine-tuning set of {' / '.join(map(str, p.get('unknown_n', {}).values()))} items (seed "
-              f"{' / '.join(p.get('unknown_n', {}))}), a share of it Unknown to the base model; "
-              "test EM % at the dev-chosen early stop and at the end of training**\n\n| Unknown share | early stop | end of training | best step |\n|---|---|---|---|")
+        print(f"**SliCK's experiment: a fine-tuning set of {' / '.join(map(str, p.get('unknown_n', {}).values()))} "
+              f"items (seed {' / '.join(p.get('unknown_n', {}))}), a share of it Unknown to the base model; "
+              "test EM % at the dev-chosen early stop and at the end of training**\n\n"
+              "| Unknown share | early stop | end of training | best step |\n|---|---|---|---|")
         for frac, c in p["unknown"].items():
             print(f"| {100 * float(frac):.0f}% | {pm(c['early_stop'])} | {pm(c['end'])} | {pm(c['best_step'], 1, 0)} |")
         print()
     if "table2" in p:
-        print("**gradual.py against same-budget baselines, pretrained regime (the SliCK pool's train split; test: its test split)**\n")
+        print("**gradual.py against same-budget baselines, pretrained regime (the SliCK pool's train split; test: its "
+              "test split)**\n")
         gradual_table(p["table2"])
 
+
+def pretrained_table1(t1):
+    """The pretrained regime's Table 1: knowledge acquired and kept by both protocols, tokens, fact losses."""
+    print("**Table 1, pretrained regime: new people's test EM % (knowledge acquired) and known people's test EM % "
+          "after it (knowledge kept); per-seed difference to the baseline in points; fact-token loss on the new "
+          "people's documents**\n")
+    print("| arm | (b) mixed: new | per seed vs baseline | known kept | (a) docs, then QA: new | per seed vs baseline "
+          "| known kept | tokens (b) / (a) | fact loss, unseen formats (b) / (a) | unseen paraphrases (b) / (a) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+    base = t1.get("baseline", {})
+    for arm, c in t1.items():
+        m, q = c.get("mixed", {}), c.get("sequential", {})  # the protocols run as separate parts
+        print(f"| {arm} | {pm(m.get('test_exact_match'))} "
+              f"| {per_seed_delta(m.get('per_seed_test'), base.get('mixed', {}).get('per_seed_test'))} "
+              f"| {pm(m.get('known_test'))} | {pm(q.get('test_exact_match'))} "
+              f"| {per_seed_delta(q.get('per_seed_test'), base.get('sequential', {}).get('per_seed_test'))} "
+              f"| {pm(q.get('known_test'))} | {pm(m.get('tokens'), 1e-6, 2)}M / {pm(q.get('tokens'), 1e-6, 2)}M "
+              f"| {pm(m.get('fact_loss_formats'), 1, 3)} / {pm(q.get('fact_loss_formats'), 1, 3)} "
+              f"| {pm(m.get('fact_loss_paraphrases'), 1, 3)} / {pm(q.get('fact_loss_paraphrases'), 1, 3)} |")
+    print()
+
+
+def pretrained_shares(t2):
+    """The pretrained base's SliCK categories on the fine-tuning pool, beside SliCK's."""
+    shares = [rep["categories"]["base"] for rep in t2.get("one_stage", [])]
+    if shares:
+        cats = {c: mean_std([100 * s[c] / sum(s.values()) for s in shares]) for c in CATS}
+        print("**Table 2, pretrained regime: the base model's SliCK categories on the fine-tuning pool (long-tail and "
+              "known test people), beside SliCK's on EntityQuestions**\n\n| | " + " | ".join(CATS) + " |\n"
+              + "|---" * 5 + "|")
+        print("| this base model | " + " | ".join(pm(cats[c], 1) + "%" for c in CATS)
+              + " |\n| SliCK (Gekhman et al.) | 24% | 23% | 17% | 36% |\n")
+
+
+def real_section(q):
+    """The real model: the base, the dev grid, Table 1 (knowledge acquired and kept), Table 2."""
+    cfg, base = q["config"], q.get("base", {})
+    print(f"SmolLM2-135M-Instruct (4-bit GGUF weights dequantized to fp32); {cfg['new']} new people "
+          f"(data/bios/tiers.py's new tier); kept set: {base.get('kept_n')} EntityQuestions {cfg['kept_split']} "
+          f"questions it answers 4-shot (of {12 * cfg['eq_per_split']}: "
+          f"{100 * (base.get('knowledge_test_em') or 0):.1f}%), replay: {base.get('replay_n')} train questions it "
+          f"answers. The base on the new people, 4-shot: "
+          f"{json.dumps({k: round(100 * v, 1) for k, v in base.get('new_4shot', {}).items()})}.\n")
+    if "dev" in q:
+        print("**Dev grid (seed 0, protocol (c) documents only): 4-shot EM % of the new train and dev people (in (c) "
+              "no QA of theirs is trained on), of the test people, kept %, tokens**\n\n"
+              "| run | new train + dev EM | new test EM | kept | tokens |\n|---|---|---|---|---|")
+        for name, r in q["dev"].items():
+            print(f"| {name[len('real_docs_'):-len('_s0')]} | {100 * (r['dev'] or 0):.1f} "
+                  f"| {100 * (r['test'] or 0):.1f} | {100 * (r['kept'] or 0):.1f} | {r['tokens']} |")
+        print(f"\nChosen on dev: {q.get('chosen')}\n")
+    if "table1" in q:
+        real_table1(q["table1"])
+    if "slick" in q:
+        real_slick_section(q["slick"])
+
+
+def real_cell(c, key):
+    """mean ± std (each seed's %)."""
+    return f"{pm(c.get(key))} ({' / '.join(f'{100 * v:.1f}' for v in c.get(f'per_seed_{key}', []) if v is not None)})"
+
+
+def real_table1(t1):
+    """The real model's Table 1: acquired (each seed, and its difference to the baseline) and kept by both
+    protocols, tokens, fact losses."""
+    print("**Table 1, real model: new test people's EM % (knowledge acquired; (c): 4-shot after documents only, (b): "
+          "zero-shot after mixed training), EM % on the EntityQuestions questions it answered before (knowledge kept), "
+          "mean ± std (each seed); per-seed difference to the baseline in points; fact-token loss on the new people's "
+          "documents in unseen formats / paraphrases**\n")
+    print("| arm | (c) docs: new | per seed vs baseline | kept | (b) mixed: new | per seed vs baseline | kept "
+          "| k tokens (c) / (b) | fact loss (c): formats / paraphrases | (b) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+    b = t1.get("baseline", {})
+    for arm, c in t1.items():
+        d, m = c.get("docs", {}), c.get("mixed", {})
+        print(f"| {arm} | {real_cell(d, 'test')} "
+              f"| {per_seed_delta(d.get('per_seed_test'), b.get('docs', {}).get('per_seed_test'))} "
+              f"| {real_cell(d, 'kept')} | {real_cell(m, 'test')} "
+              f"| {per_seed_delta(m.get('per_seed_test'), b.get('mixed', {}).get('per_seed_test'))} "
+              f"| {real_cell(m, 'kept')} | {pm(d.get('tokens'), 1e-3, 0)} / {pm(m.get('tokens'), 1e-3, 0)} "
+              f"| {pm(d.get('fact_loss_formats'), 1, 2)} / {pm(d.get('fact_loss_paraphrases'), 1, 2)} "
+              f"| {pm(m.get('fact_loss_formats'), 1, 2)} / {pm(m.get('fact_loss_paraphrases'), 1, 2)} |")
+    print()
+
+
+def real_slick_section(t):
+    """Table 2 on the real model: what it knows, SliCK's experiment, gradual.py against its baselines."""
+    print("**What SmolLM2-135M-Instruct knows: SliCK categories (%) of EntityQuestions questions, probe.py --fast (10 "
+          "prompts of 4 exemplars), seed 0** (SliCK's PaLM-2-M over its 12 relations: 24 / 23 / 17 / 36)\n\n"
+          "| relation | train pool: n | " + " | ".join(CATS) + " | test: n | " + " | ".join(CATS) + " |\n"
+          + "|---" * 11 + "|")
+    by = t.get("shares_by_relation", {})
+    for rel in by.get("train", {}):
+        tr, te = by["train"][rel], by.get("test", {}).get(rel, {})
+        print(f"| {rel} | {tr['n']} | " + " | ".join(f"{tr[c]:.1f}" for c in CATS) + f" | {te.get('n', '')} | "
+              + " | ".join(f"{te[c]:.1f}" if c in te else "" for c in CATS) + " |")
+    noise = [rep["probe_noise"] for rep in t.get("table2", {}).get("one_stage", [])]
+    if noise:
+        changed = [sum(m[a][b] for a in CATS for b in CATS if a != b) / sum(m[a][b] for a in CATS for b in CATS)
+                   for m in noise]
+        print(f"\nProbe noise: the train pool probed twice (seeds s and s + 1), {100 * min(changed):.1f}-"
+              f"{100 * max(changed):.1f}% of the questions change category by chance ({len(noise)} seed(s)).\n")
+    if "unknown" in t:
+        real_unknown(t)
+    if "table2" in t:
+        print("**gradual.py against same-budget baselines, real model (EntityQuestions train pool; test: its test "
+              "split, 4-shot at every stage)**\n")
+        gradual_table(t["table2"])
+
+
+def real_unknown(t):
+    """SliCK's experiment on the real model, each share against 0% Unknown, and its train-accuracy curves."""
+    print(f"**SliCK's experiment on the real model: {' / '.join(map(str, t.get('unknown_n', {}).values()))} "
+          "fine-tuning items a seed, a share of them Unknown to the base (the rest known), QA fine-tuning; test EM % "
+          "zero-shot (the model is tuned to the QA format) at the best dev step and at the end, and at the end by the "
+          "test items' base categories**\n")
+    print("| Unknown share | early stop | per seed vs 0% | end | per seed vs 0% | best step | end: " + " / ".join(CATS)
+          + " |\n" + "|---" * 7 + "|")
+    zero = next(iter(t["unknown"].values()))
+    for frac, c in t["unknown"].items():
+        print(f"| {100 * float(frac):.0f}% | {pm(c['early_stop'])} "
+              f"| {per_seed_delta(c.get('per_seed_early_stop'), zero.get('per_seed_early_stop'))} "
+              f"| {pm(c['end'])} | {per_seed_delta(c.get('per_seed_end'), zero.get('per_seed_end'))} "
+              f"| {pm(c['best_step'], 1, 0)} | "
+              + " / ".join(pm(c.get("end_by_category", {}).get(k)) for k in CATS) + " |")
+    curves = t.get("unknown_curves", {})
+    print("\nTrain accuracy (EM %) of the fine-tuning set's Unknown and known items as training goes (the middle "
+          "share, seed 0): " + "; ".join(f"{kind}: " + ", ".join(f"step {st} {100 * v:.0f}" for st, v in pts)
+                                          for kind, pts in curves.items()) + "\n")
+
+
 def figures(r, out_dir):
-    """Table 1 as bars with every seed's point, SliCK's %Unknown curve, and dev learning curves, as PNGs."""
+    """Table 1 as bars with every seed's point, SliCK's %Unknown curve, dev learning curves and the real model's
+    acquired against kept, as PNGs; their paths."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -123,58 +311,103 @@ def figures(r, out_dir):
     except ImportError:
         print("(no figures: pip install matplotlib)")
         return []
-    written, p = [], r.get("pretrained", {})
-    tables = [(name, t, key) for name, t, key in (("from scratch", r.get("table1"), "per_seed_test"), ("pretrained", p.get("table1"), "per_seed_test")) if t]
-    if tables:
-        fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 4.2), squeeze=False)
-        for ax, (name, t, key) in zip(axes[0], tables):
-            for j, protocol in enumerate(p for p in ("mixed", "sequential") if all(p in c for c in t.values())):
-                xs = [i + 0.4 * j for i in range(len(t))]
-                means = [100 * (t[a][protocol]["test_exact_match"] or {"mean": 0})["mean"] for a in t]
-                ax.bar(xs, means, width=0.38, label={"mixed": "(b) mixed", "sequential": "(a) docs, then QA"}[protocol])
-                for x, a in zip(xs, t):
-                    pts = [100 * v for v in t[a][protocol].get(key, []) if v is not None]
-                    ax.scatter([x] * len(pts), pts, color="black", s=8, zorder=3)
-            ax.set_xticks([i + 0.2 for i in range(len(t))], list(t), rotation=40, ha="right", fontsize=7)
-            ax.set_ylabel("test EM % (new / held-out people)")
-            ax.set_title(f"Table 1, {name} regime (dots: seeds)")
-            ax.legend(fontsize=7)
-        written.append(save_figure(fig, out_dir, "table1.png"))
-    unknown = [(name, u) for name, u in (("pretrained regime", p.get("unknown")), ("real model", r.get("real", {}).get("slick", {}).get("unknown"))) if u]
-    if unknown:
-        fig, axes = plt.subplots(1, len(unknown), figsize=(5 * len(unknown), 3.6), squeeze=False)
-        for ax, (name, u) in zip(axes[0], unknown):
-            fr = [100 * float(f) for f in u]
-            for key, label in (("early_stop", "early stop (dev)"), ("end", "end of training")):
-                cells = [c[key] or {"mean": float("nan"), "std": 0} for c in u.values()]
-                ax.errorbar(fr, [100 * c["mean"] for c in cells], yerr=[100 * c["std"] for c in cells], marker="o", capsize=3, label=label)
-            ax.set_xlabel("Unknown items in the fine-tuning set (%)")
-            ax.set_ylabel("test EM %")
-            ax.set_title(f"SliCK's experiment, {name}")
-            ax.legend(fontsize=8)
-        written.append(save_figure(fig, out_dir, "unknown.png"))
-    curves = [(f"pretrained: {a}", c["mixed"]["curve"]) for a, c in p.get("table1", {}).items()] + \
-             [(f"scratch: {n.replace('mixed_', '')}", c["curve"]) for n, c in r.get("sweeps", {}).items()]
-    curves = [(n, pts) for n, pts in curves if pts]
-    if curves:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-        for n, pts in curves:
-            ax = axes[0] if n.startswith("pretrained") else axes[1]
-            ax.plot([s for s, _ in pts], [100 * v for _, v in pts], marker=".", label=n.split(": ", 1)[1])
-        for ax, title in zip(axes, ("pretrained regime: mixed CPT, new people", "from-scratch regime: mixed training sweeps")):
-            ax.set_xlabel("step")
-            ax.set_ylabel("dev EM %")
-            ax.set_title(title, fontsize=9)
-            if ax.lines:
-                ax.legend(fontsize=6)
-        written.append(save_figure(fig, out_dir, "curves.png"))
-    if r.get("real", {}).get("table1"):
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        real.figure(r["real"], ax)
-        written.append(save_figure(fig, out_dir, "real.png"))
+    written = []
+    for draw, name in ((table1_figure, "table1.png"), (unknown_figure, "unknown.png"), (curves_figure, "curves.png"),
+                       (real_figure, "real.png")):
+        fig = draw(plt, r)
+        if fig is not None:
+            written.append(save_figure(fig, out_dir, name))
     return written
 
+
+def table1_figure(plt, r):
+    """Table 1 of the from-scratch and pretrained regimes: bars per protocol, a dot per seed (None: no table)."""
+    p = r.get("pretrained", {})
+    tables = [(name, t) for name, t in (("from scratch", r.get("table1")), ("pretrained", p.get("table1"))) if t]
+    if not tables:
+        return None
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 4.2), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables):
+        for j, protocol in enumerate(pr for pr in ("mixed", "sequential") if all(pr in c for c in t.values())):
+            xs = [i + 0.4 * j for i in range(len(t))]
+            means = [100 * (t[a][protocol]["test_exact_match"] or {"mean": 0})["mean"] for a in t]
+            ax.bar(xs, means, width=0.38, label={"mixed": "(b) mixed", "sequential": "(a) docs, then QA"}[protocol])
+            for x, a in zip(xs, t):
+                pts = [100 * v for v in t[a][protocol].get("per_seed_test", []) if v is not None]
+                ax.scatter([x] * len(pts), pts, color="black", s=8, zorder=3)
+        ax.set_xticks([i + 0.2 for i in range(len(t))], list(t), rotation=40, ha="right", fontsize=7)
+        ax.set_ylabel("test EM % (new / held-out people)")
+        ax.set_title(f"Table 1, {name} regime (dots: seeds)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def unknown_figure(plt, r):
+    """SliCK's %Unknown experiment, pretrained regime and real model: test EM at the early stop and at the end."""
+    unknown = [(name, u) for name, u in (("pretrained regime", r.get("pretrained", {}).get("unknown")),
+                                         ("real model", r.get("real", {}).get("slick", {}).get("unknown"))) if u]
+    if not unknown:
+        return None
+    fig, axes = plt.subplots(1, len(unknown), figsize=(5 * len(unknown), 3.6), squeeze=False)
+    for ax, (name, u) in zip(axes[0], unknown):
+        fr = [100 * float(f) for f in u]
+        for key, label in (("early_stop", "early stop (dev)"), ("end", "end of training")):
+            cells = [c[key] or {"mean": float("nan"), "std": 0} for c in u.values()]
+            ax.errorbar(fr, [100 * c["mean"] for c in cells], yerr=[100 * c["std"] for c in cells], marker="o",
+                        capsize=3, label=label)
+        ax.set_xlabel("Unknown items in the fine-tuning set (%)")
+        ax.set_ylabel("test EM %")
+        ax.set_title(f"SliCK's experiment, {name}")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def curves_figure(plt, r):
+    """Dev learning curves: the pretrained regime's Table 1 (mixed) and the from-scratch sweeps."""
+    curves = [(f"pretrained: {a}", c["mixed"]["curve"]) for a, c in r.get("pretrained", {}).get("table1", {}).items()]
+    curves += [(f"scratch: {n.replace('mixed_', '')}", c["curve"]) for n, c in r.get("sweeps", {}).items()]
+    curves = [(n, pts) for n, pts in curves if pts]
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for n, pts in curves:
+        ax = axes[0] if n.startswith("pretrained") else axes[1]
+        ax.plot([s for s, _ in pts], [100 * v for _, v in pts], marker=".", label=n.split(": ", 1)[1])
+    titles = ("pretrained regime: mixed CPT, new people", "from-scratch regime: mixed training sweeps")
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("step")
+        ax.set_ylabel("dev EM %")
+        ax.set_title(title, fontsize=9)
+        if ax.lines:
+            ax.legend(fontsize=6)
+    return fig
+
+
+def real_figure(plt, r):
+    """Knowledge acquired against knowledge kept on the real model, every seed of every arm a dot (circles: (c)
+    docs, crosses: (b) mixed)."""
+    q = r.get("real", {})
+    if not q.get("table1"):
+        return None
+    from matplotlib import colormaps
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    tab20 = colormaps["tab20"].colors
+    colors = tab20[0::2] + tab20[1::2]  # 20: ten hues, then their light shades (more than ten arms)
+    for i, (arm, c) in enumerate(q.get("table1", {}).items()):
+        for p, marker in (("docs", "o"), ("mixed", "x")):
+            pts = [(k, t) for k, t in zip(c.get(p, {}).get("per_seed_kept", []), c.get(p, {}).get("per_seed_test", []))
+                   if None not in (k, t)]
+            ax.scatter([100 * k for k, _ in pts], [100 * t for _, t in pts], marker=marker, color=colors[i % 20],
+                       label=arm if p == "docs" else None)
+    ax.set_xlabel("knowledge kept: EM % on EntityQuestions it answered before")
+    ax.set_ylabel("knowledge acquired: new test people EM %")
+    ax.set_title("Real model (SmolLM2-135M): o (c) documents only, x (b) mixed", fontsize=9)
+    ax.legend(fontsize=6)
+    return fig
+
+
 def save_figure(fig, out_dir, name):
+    """Write a figure to out_dir/name (atomically) and close it; its path."""
     import matplotlib.pyplot as plt
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, name)
@@ -184,57 +417,25 @@ def save_figure(fig, out_dir, name):
     os.replace(path + ".tmp.png", path)
     return path
 
+
 def main(argv=None):
+    """Every section of the report, then the figures."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", help="reproduce.py's results.json")
     ap.add_argument("--figures", default=None, help="folder for the PNGs (default: beside results.json)")
     args = ap.parse_args(argv)
     r = json.load(open(args.results))
     print("## The from-scratch regime\n")
-    cfg = r["config"]
-    print(f"Mode `{r['mode']}` on {r.get('machine', '?')}: {cfg['people']} people, {cfg['steps']} steps of {cfg['batch']} examples, "
-          f"{len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds.\n")
-    if "sweeps" in r:
-        print("**Sweeps, mixed training: exact match % on dev and test people (K formats; SAM radius rho)**\n")
-        print("| run | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all of the steps | tokens trained |\n|---|---|---|---|---|")
-        for name, c in r["sweeps"].items():
-            print(f"| {name.replace('mixed_', '')} | {pm(c['dev_exact_match'])} | {pm(c['test_exact_match'])} | {curve(c)} | {pm(c['tokens'], 1e-6, 2)}M |")
-        print(f"\nChosen on dev: {r.get('chosen')}\n")
-    if "table1" in r:
-        print("**Table 1: QA exact match (%) on held-out (test) people; fact-token loss on their documents in unseen formats and paraphrases**\n")
-        print("| arm | (b) mixed | (a) documents, then QA tuning | fact loss, unseen formats (b) | unseen paraphrases (b) |")
-        print("|---|---|---|---|---|")
-        for arm, c in r["table1"].items():
-            m, s = c["mixed"], c["sequential"]
-            print(f"| {arm} | {pm(m['test_exact_match'])} | {pm(s['test_exact_match'])} | {pm(m.get('fact_loss_formats'), 1, 3)} | "
-                  f"{pm(m.get('fact_loss_paraphrases'), 1, 3)} |")
-        print()
-    if "search" in r:
-        print("**Search: baseline and SAM in other settings (mixed training, exact match %, fact loss on unseen formats)**\n")
-        print("| setting | arm | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all | fact loss, unseen formats |\n|---|---|---|---|---|---|")
-        for setting, arms in r["search"].items():
-            for arm, c in arms.items():
-                print(f"| {setting} | {arm} | {pm(c['dev_exact_match'])} | {pm(c['test_exact_match'])} | {curve(c)} | {pm(c.get('fact_loss_formats'), 1, 3)} |")
-        print()
-    for protocol, fl in r.get("fact_loss_vs_test_em", {}).items():
-        print(f"Pearson correlation of fact-token loss with test EM, {protocol} training, over {fl['points']} runs: "
-              f"{fl['pearson_formats']:.2f} (unseen formats), {fl['pearson_paraphrases']:.2f} (unseen paraphrases).\n")
-    if "table2" in r:
-        print("**Table 2: gradual learning against same-budget baselines (train split: half of the held-out people; test: the other half)**\n")
-        gradual_table(r["table2"])
-    if "large" in r:
-        print(f"**Larger world: {r['large']['config']}**\n\n| arm | test EM | dev EM |\n|---|---|---|")
-        for arm, c in r["large"]["cells"].items():
-            print(f"| {arm} | {pm(c['test_exact_match'])} | {pm(c['dev_exact_match'])} |")
-
+    scratch_section(r)
     if "pretrained" in r:
         print("## The pretrained regime\n")
         pretrained_section(r["pretrained"])
     if "real" in r:
         print("## The real model\n")
-        real.report(r["real"], pm, per_seed_delta, gradual_table)
+        real_section(r["real"])
     for path in figures(r, args.figures or os.path.dirname(os.path.abspath(args.results))):
         print(f"figure: {path}")
+
 
 if __name__ == "__main__":
     main()

@@ -15,108 +15,29 @@ import os
 import random
 import shutil
 
-from data import CATEGORIES  # (reproduce.py puts the repository root on the path)
+from data import CATEGORIES  # (the regimes import runner.py first: it puts the repository root on the path)
 
 GRADUAL_MODES = ["gradual", "one_stage", "two_rounds", "random", "all"]
+PROBES = ("probe_base.jsonl", "probe_base_seed2.jsonl", "probe_base_test.jsonl")  # gradual.py's probes of the base
+BIG = {"model.safetensors", "lora.safetensors", "trainer_state.pt"}  # a run's files that nothing reads once recorded
 
-def table2(x, cfg, base, pool, prefix, res, gradual_flags=()):
-    """SliCK's experiment and gradual.py against its baselines, from a base model (base(seed): its folder) on a QA pool
+
+def table2(runner, cfg, bases, pool, prefix, res, gradual_flags=()):
+    """SliCK's experiment and gradual.py against its baselines, from base models (bases: seed -> folder) on a QA pool
     (train: probed and fine-tuned on; dev: exemplars and model selection; test). Runs are named prefix_*; the results
-    go to res (chosen ft_lr, unknown, unknown_curves, table2), and every finished run's own into res["runs"]: results.json
-    is committed, so a session without the runs folder skips what is recorded there. gradual_flags: for every gradual.py run."""
-    R = lambda name: os.path.join(x.runs, name)  # noqa: E731
-    load = lambda d, name: json.load(open(os.path.join(d, name))) if os.path.exists(os.path.join(d, name)) else {}  # noqa: E731
-    seeds, lrs, done = cfg["seeds"], cfg["ft_lrs"], res.setdefault("runs", {})
-    def job(m, s, lr_):
-        return (f"{prefix}_g_{m}_lr{lr_}_s{s}", [["gradual.py", "--model", base(s), "--qa", pool, "--out_dir", R(f"{prefix}_g_{m}_lr{lr_}_s{s}"),
-                                                  "--baseline", m, "--seed", s, "--stage_steps", cfg["stage_steps"], "--select_every", cfg["select_every"],
-                                                  "--lr", lr_, "--warmup", 5, "--batch_size", 16, *cfg["probe"], *gradual_flags]])
-    def first(s):  # the seed's first run: its probes of the base model serve every run of the seed
-        return f"{prefix}_g_one_stage_lr{lrs[0]}_s{s}"
-    def share_probes(names, s):  # (when the first run's folder is still there: gradual.py probes the base again otherwise)
-        for name in names:
-            for p in ("probe_base.jsonl", "probe_base_seed2.jsonl", "probe_base_test.jsonl"):
-                src, dst = os.path.join(R(first(s)), p), os.path.join(R(name), p)
-                if name not in done and os.path.exists(src) and not os.path.exists(dst):
-                    os.makedirs(R(name), exist_ok=True)
-                    shutil.copy(src, dst)
-    def summary(e):  # an eval.py result: exact match, overall and by the base's category of the item
-        return {"exact_match": e.get("exact_match"), "by_category": {c: v["exact_match"] for c, v in e.get("by_category", {}).items()}} if e else {}
-    def record(name):
-        """A finished run's results into res["runs"] (collect() reads only these), then its weights off the disk (2-6 GB:
-        nothing reads them once the run's evaluations are written)."""
-        d = R(name)
-        if os.path.exists(os.path.join(d, "report.json")):  # gradual.py's
-            rec = {"report": load(d, "report.json"),
-                   "stage1_dev": x.metrics(os.path.join(name, "stage1", "best" if cfg["select_every"] else "")).get("dev_exact_match")}
-            if name == first(int(name.rsplit("_s", 1)[1])):  # the base's categories, train and test
-                rec["categories"] = {split: {r["id"]: r["category"] for r in map(json.loads, open(os.path.join(d, f"probe_base{suffix}.jsonl")))}
-                                     for split, suffix in (("train", ""), ("test", "_test"))}
-        else:  # SliCK's: test EM at the early stop (best/) and at the end, dev EM by step
-            rec = {"early_stop": summary(load(os.path.join(d, "best"), "test.json")), "end": summary(load(d, "test.json")),
-                   "best_step": load(os.path.join(d, "best"), "args.json").get("step"), "curve": x.curve([name])}
-        done[name] = rec
-        for where, _, files in os.walk(d):
-            for big in set(files) & {"model.safetensors", "lora.safetensors", "trainer_state.pt"}:
-                os.remove(os.path.join(where, big))
-        x.save()
-    def todo(jobs):
-        return [j for j in jobs if j[0] not in done]
-    x.batch(todo([job("one_stage", s, lrs[0]) for s in seeds]), then=record)
-    share_probes([f"{prefix}_g_one_stage_lr{v}_s0" for v in lrs[1:]], 0)
-    x.batch(todo([job("one_stage", 0, v) for v in lrs[1:]]), then=record)
-    ft = res.setdefault("chosen", {})["ft_lr"] = max(lrs, key=lambda v: done.get(f"{prefix}_g_one_stage_lr{v}_s0", {}).get("stage1_dev") or -1)
-    for s in seeds:
-        share_probes([f"{prefix}_g_{m}_lr{ft}_s{s}" for m in GRADUAL_MODES], s)
-    # SliCK's core experiment: a fixed-size fine-tuning set, a share of it Unknown to the base, the rest known to it
-    # (HighlyKnown, MaybeKnown or WeaklyKnown); test EM (zero-shot: the model is tuned to the QA format) at the best dev
-    # step (early stop) and at the end, by the test items' categories. Curves: at the middle share, seed 0, the same run
-    # twice more with the fine-tuning set's Unknown (then known) items as the "dev" split that train.py evaluates as it goes
-    jobs, mid = [], cfg["fracs"][len(cfg["fracs"]) // 2]
-    for s in seeds:
-        cats = done[first(s)]["categories"]
-        items = {it["id"]: it for it in map(json.loads, open(pool)) if it["split"] == "train"}
-        unknown, known = ([items[k] for k in sorted(cats["train"]) if (cats["train"][k] == "Unknown") == u] for u in (True, False))
-        n = min(len(unknown), len(known), cfg["unk_n"])
-        res.setdefault("unknown_n", {})[str(s)] = n
-        test_probe = R(f"{prefix}_base_categories_test_s{s}.jsonl")  # eval.py --probe: the base's category of each test item
-        with open(test_probe, "w") as out:
-            out.writelines(json.dumps({"id": k, "category": c}) + "\n" for k, c in cats["test"].items())
-        for frac in cfg["fracs"]:
-            rng, name = random.Random(f"{s}:{frac}"), f"{prefix}_unk{frac}_lr{ft}_s{s}"
-            chosen_items = rng.sample(unknown, round(frac * n)) + rng.sample(known, n - round(frac * n))
-            data = os.path.join(x.runs, f"{name}_data.jsonl")
-            with open(data, "w") as out:
-                out.writelines(json.dumps({k: v for k, v in it.items() if k != "split"}) + "\n" for it in chosen_items)
-            train = ["train.py", "--init_from", base(s), "--data", data, "--seed", s, "--epochs", cfg["unk_epochs"], "--lr", ft, "--warmup", 5,
-                     "--batch_size", 16, "--eval_every", max(1, n // 16)]
-            evals = [["eval.py", "--model", m, "--qa", pool, "--split", "test", "--probe", test_probe, "--out", os.path.join(m, "test.json")]
-                     for m in (os.path.join(R(name), "best"), R(name))]
-            jobs.append((name, [[*train, "--out_dir", R(name), "--eval_qa", pool, "--keep_best"], *evals]))
-            if frac == mid and s == seeds[0]:
-                for kind, group in (("unknown", [it for it in chosen_items if cats["train"][it["id"]] == "Unknown"]),
-                                    ("known", [it for it in chosen_items if cats["train"][it["id"]] != "Unknown"])):
-                    curve_qa = os.path.join(x.runs, f"{name}_curve_{kind}.jsonl")
-                    with open(curve_qa, "w") as out:
-                        out.writelines(json.dumps({**it, "split": "dev"}) + "\n" for it in group)
-                    jobs.append((f"{name}_curve_{kind}", [[*train, "--out_dir", R(f"{name}_curve_{kind}"), "--eval_qa", curve_qa]]))
-    def collect(name=None):  # the results from the runs recorded so far (a missing one counts as None), saved: after every run
-        if name:
-            record(name)
-        unk = lambda frac: [done.get(f"{prefix}_unk{frac}_lr{ft}_s{s}", {}) for s in seeds]  # noqa: E731
-        res["unknown"] = {str(frac): {
-            **{k: x.mean_std([r.get(k, {}).get("exact_match") for r in unk(frac)]) for k in ("early_stop", "end")},
-            **{f"{k}_by_category": {c: x.mean_std([r.get(k, {}).get("by_category", {}).get(c) for r in unk(frac)]) for c in CATEGORIES}
-               for k in ("early_stop", "end")},
-            **{f"per_seed_{k}": [r.get(k, {}).get("exact_match") for r in unk(frac)] for k in ("early_stop", "end")},
-            "best_step": x.mean_std([r.get("best_step") for r in unk(frac)]),
-            "curve": x.mean_curve([r["curve"] for r in unk(frac) if "curve" in r])} for frac in cfg["fracs"]}
-        res["unknown_curves"] = {kind: done.get(f"{prefix}_unk{mid}_lr{ft}_s{seeds[0]}_curve_{kind}", {}).get("curve", []) for kind in ("unknown", "known")}
-        res["table2"] = {m: [done[n]["report"] for n in (f"{prefix}_g_{m}_lr{ft}_s{s}" for s in seeds) if n in done] for m in GRADUAL_MODES}
-        x.save()
-    # gradual.py's runs first (the longest), then SliCK's; each recorded as it ends, so a stop mid-way keeps what is done
-    x.batch(todo([job(m, s, ft) for m in GRADUAL_MODES for s in seeds] + jobs), then=collect)
-    collect()
+    go to res (chosen ft_lr, unknown_n, unknown, unknown_curves, table2), and every finished run's own into
+    res["runs"]: results.json is committed, so a session without the runs folder skips what is recorded there.
+    gradual_flags: for every gradual.py run."""
+    Table2(runner, cfg, bases, pool, prefix, res, gradual_flags).run()
+
+
+def summary(e):
+    """An eval.py result: exact match, overall and by the base's category of the item ({} where there is none)."""
+    if not e:
+        return {}
+    return {"exact_match": e.get("exact_match"),
+            "by_category": {c: v["exact_match"] for c, v in e.get("by_category", {}).items()}}
+
 
 def shares(categories, pool):
     """The base model's category shares (%) per relation and over all, from its probe's categories (id -> category)."""
@@ -126,3 +47,176 @@ def shares(categories, pool):
         for key in (relation[k], "all"):
             by.setdefault(key, []).append(c)
     return {k: {c: 100 * v.count(c) / len(v) for c in CATEGORIES} | {"n": len(v)} for k, v in sorted(by.items())}
+
+
+class Table2:
+    """One regime's Table 2 (see table2): its runs' names, jobs, records and tables."""
+
+    def __init__(self, runner, cfg, bases, pool, prefix, res, gradual_flags=()):
+        """The arguments of table2."""
+        self.runner, self.cfg, self.bases, self.pool, self.prefix, self.res = runner, cfg, bases, pool, prefix, res
+        self.gradual_flags, self.seeds, self.lrs = list(gradual_flags), cfg["seeds"], cfg["ft_lrs"]
+        self.done = res.setdefault("runs", {})
+        self.mid = cfg["fracs"][len(cfg["fracs"]) // 2]  # the share whose run, seed 0, also gets the Unknown curves
+        self.ft = None  # the fine-tuning lr, once chosen
+
+    def run(self):
+        """one_stage on every seed (its probes of the base serve the seed's runs), the fine-tuning lr on seed 0,
+        then gradual.py's runs (the longest) and SliCK's; each recorded as it ends, so a stop keeps what is done."""
+        runner, lrs = self.runner, self.lrs
+        runner.batch(self.todo([self.gradual_job("one_stage", s, lrs[0]) for s in self.seeds]), then=self.record)
+        self.share_probes([self.gradual_name("one_stage", 0, v) for v in lrs[1:]], 0)
+        runner.batch(self.todo([self.gradual_job("one_stage", 0, v) for v in lrs[1:]]), then=self.record)
+        self.ft = self.res.setdefault("chosen", {})["ft_lr"] = max(
+            lrs, key=lambda v: self.done.get(self.gradual_name("one_stage", 0, v), {}).get("stage1_dev") or -1)
+        for s in self.seeds:
+            self.share_probes([self.gradual_name(m, s, self.ft) for m in GRADUAL_MODES], s)
+        jobs = [job for s in self.seeds for job in self.unknown_jobs(s)]
+        runner.batch(self.todo([self.gradual_job(m, s, self.ft) for m in GRADUAL_MODES for s in self.seeds] + jobs),
+                     then=self.collect)
+        self.collect()
+
+    def gradual_name(self, mode, seed, lr):
+        """A gradual.py run's name (mode: gradual or one of its baselines)."""
+        return f"{self.prefix}_g_{mode}_lr{lr}_s{seed}"
+
+    def unknown_name(self, frac, seed):
+        """A SliCK run's name: a `frac` share of the fine-tuning set Unknown, at the chosen lr."""
+        return f"{self.prefix}_unk{frac}_lr{self.ft}_s{seed}"
+
+    def first(self, seed):
+        """The seed's first run: its probes of the base model serve every run of the seed."""
+        return self.gradual_name("one_stage", seed, self.lrs[0])
+
+    def todo(self, jobs):
+        """The jobs not recorded in results.json yet."""
+        return [j for j in jobs if j[0] not in self.done]
+
+    def gradual_job(self, mode, seed, lr):
+        """gradual.py (or one of its baselines) from the seed's base on the pool."""
+        name, cfg = self.gradual_name(mode, seed, lr), self.cfg
+        return name, [["gradual.py", "--model", self.bases[seed], "--qa", self.pool, "--out_dir",
+                       self.runner.path(name), "--baseline", mode, "--seed", seed, "--stage_steps", cfg["stage_steps"],
+                       "--select_every", cfg["select_every"], "--lr", lr, "--warmup", 5, "--batch_size", 16,
+                       *cfg["probe"], *self.gradual_flags]]
+
+    def share_probes(self, names, seed):
+        """Copy the seed's first run's probes into the runs not recorded yet (when its folder is still there:
+        gradual.py probes the base again otherwise)."""
+        for name in names:
+            for p in PROBES:
+                src, dst = os.path.join(self.runner.path(self.first(seed)), p), os.path.join(self.runner.path(name), p)
+                if name not in self.done and os.path.exists(src) and not os.path.exists(dst):
+                    os.makedirs(self.runner.path(name), exist_ok=True)
+                    shutil.copy(src, dst)
+
+    def record(self, name):
+        """A finished run's results into res["runs"] (collect() reads only these), then its weights off the disk
+        (2-6 GB: nothing reads them once the run's evaluations are written)."""
+        runner, d = self.runner, self.runner.path(name)
+        if os.path.exists(os.path.join(d, "report.json")):  # gradual.py's
+            best = "best" if self.cfg["select_every"] else ""
+            rec = {"report": runner.read(name, "report.json"),
+                   "stage1_dev": runner.metrics(os.path.join(name, "stage1", best)).get("dev_exact_match")}
+            if name == self.first(int(name.rsplit("_s", 1)[1])):  # the base's categories, train and test
+                rec["categories"] = {split: {r["id"]: r["category"] for r in
+                                             map(json.loads, open(os.path.join(d, f"probe_base{suffix}.jsonl")))}
+                                     for split, suffix in (("train", ""), ("test", "_test"))}
+        else:  # SliCK's: test EM at the early stop (best/) and at the end, dev EM by step
+            best = os.path.join(name, "best")
+            rec = {"early_stop": summary(runner.read(best, "test.json")),
+                   "end": summary(runner.read(name, "test.json")),
+                   "best_step": runner.read(best, "args.json").get("step"), "curve": runner.curve([name])}
+        self.done[name] = rec
+        for where, _, files in os.walk(d):
+            for big in set(files) & BIG:
+                os.remove(os.path.join(where, big))
+        runner.save()
+
+    def unknown_jobs(self, seed):
+        """SliCK's core experiment on one seed: a fixed-size fine-tuning set, a `frac` share of it Unknown to the base,
+        the rest known to it (HighlyKnown, MaybeKnown or WeaklyKnown); test EM (zero-shot: the model is tuned to the QA
+        format) at the best dev step (early stop) and at the end, by the test items' categories. Curves: at the middle
+        share, seed 0, the same run twice more with the fine-tuning set's Unknown (then known) items as the "dev"
+        split that train.py evaluates as it goes. Writes each run's data; none for a seed whose runs are all recorded
+        (a session without the pool plans from results.json alone)."""
+        names = [self.unknown_name(frac, seed) for frac in self.cfg["fracs"]]
+        if seed == self.seeds[0]:
+            names += [f"{self.unknown_name(self.mid, seed)}_curve_{kind}" for kind in ("unknown", "known")]
+        if all(n in self.done for n in names) and str(seed) in self.res.get("unknown_n", {}):
+            return []
+        cats = self.done[self.first(seed)]["categories"]
+        items = {it["id"]: it for it in map(json.loads, open(self.pool)) if it["split"] == "train"}
+        unknown, known = ([items[k] for k in sorted(cats["train"]) if (cats["train"][k] == "Unknown") == u]
+                          for u in (True, False))
+        n = min(len(unknown), len(known), self.cfg["unk_n"])
+        self.res.setdefault("unknown_n", {})[str(seed)] = n
+        test_probe = self.runner.path(f"{self.prefix}_base_categories_test_s{seed}.jsonl")  # eval.py --probe's
+        write_jsonl(test_probe, [{"id": k, "category": c} for k, c in cats["test"].items()])
+        jobs = []
+        for frac in self.cfg["fracs"]:
+            rng, name = random.Random(f"{seed}:{frac}"), self.unknown_name(frac, seed)
+            chosen = rng.sample(unknown, round(frac * n)) + rng.sample(known, n - round(frac * n))
+            jobs.append(self.unknown_run(name, seed, chosen, n, test_probe))
+            if frac == self.mid and seed == self.seeds[0]:
+                for kind, group in (("unknown", [it for it in chosen if cats["train"][it["id"]] == "Unknown"]),
+                                    ("known", [it for it in chosen if cats["train"][it["id"]] != "Unknown"])):
+                    jobs.append(self.curve_run(name, seed, n, kind, group))
+        return jobs
+
+    def unknown_train(self, name, seed, n):
+        """A SliCK run's train.py command (its data: runs/MODE/name_data.jsonl), without --out_dir and --eval_qa."""
+        return ["train.py", "--init_from", self.bases[seed], "--data", self.runner.path(f"{name}_data.jsonl"),
+                "--seed", seed, "--epochs", self.cfg["unk_epochs"], "--lr", self.ft, "--warmup", 5, "--batch_size", 16,
+                "--eval_every", max(1, n // 16)]
+
+    def unknown_run(self, name, seed, chosen, n, test_probe):
+        """A SliCK run's job (its data written: the chosen items): train.py keeping the best dev step, then the test
+        split evaluated at the best step and at the end."""
+        write_jsonl(self.runner.path(f"{name}_data.jsonl"), [{k: v for k, v in it.items() if k != "split"}
+                                                               for it in chosen])
+        evals = [["eval.py", "--model", m, "--qa", self.pool, "--split", "test", "--probe", test_probe, "--out",
+                  os.path.join(m, "test.json")] for m in (os.path.join(self.runner.path(name), "best"),
+                                                          self.runner.path(name))]
+        train = [*self.unknown_train(name, seed, n), "--out_dir", self.runner.path(name), "--eval_qa", self.pool,
+                 "--keep_best"]
+        return name, [train, *evals]
+
+    def curve_run(self, name, seed, n, kind, group):
+        """The SliCK run `name` again, with the group of its items (kind: unknown or known) as the dev split."""
+        curve_qa = self.runner.path(f"{name}_curve_{kind}.jsonl")
+        write_jsonl(curve_qa, [{**it, "split": "dev"} for it in group])
+        return (f"{name}_curve_{kind}", [[*self.unknown_train(name, seed, n), "--out_dir",
+                                           self.runner.path(f"{name}_curve_{kind}"), "--eval_qa", curve_qa]])
+
+    def collect(self, name=None):
+        """Record the run `name` (if given), then the tables from the runs recorded so far (a missing one counts as
+        None), saved: after every run."""
+        if name:
+            self.record(name)
+        fracs, seeds = self.cfg["fracs"], self.seeds
+        self.res["unknown"] = {str(frac): self.unknown_cell([self.done.get(self.unknown_name(frac, s), {})
+                                                              for s in seeds]) for frac in fracs}
+        self.res["unknown_curves"] = {
+            kind: self.done.get(f"{self.unknown_name(self.mid, seeds[0])}_curve_{kind}", {}).get("curve", [])
+            for kind in ("unknown", "known")}
+        self.res["table2"] = {m: [self.done[n]["report"] for n in (self.gradual_name(m, s, self.ft) for s in seeds)
+                                  if n in self.done] for m in GRADUAL_MODES}
+        self.runner.save()
+
+    def unknown_cell(self, rows):
+        """One share's cell over seeds: test EM at the early stop and the end, by category, each seed's, the best
+        step, the mean dev curve."""
+        mean_std = self.runner.mean_std
+        return {**{k: mean_std([r.get(k, {}).get("exact_match") for r in rows]) for k in ("early_stop", "end")},
+                **{f"{k}_by_category": {c: mean_std([r.get(k, {}).get("by_category", {}).get(c) for r in rows])
+                                        for c in CATEGORIES} for k in ("early_stop", "end")},
+                **{f"per_seed_{k}": [r.get(k, {}).get("exact_match") for r in rows] for k in ("early_stop", "end")},
+                "best_step": mean_std([r.get("best_step") for r in rows]),
+                "curve": self.runner.mean_curve([r["curve"] for r in rows if "curve" in r])}
+
+
+def write_jsonl(path, rows):
+    """Rows to a JSONL file."""
+    with open(path, "w") as out:
+        out.writelines(json.dumps(r) + "\n" for r in rows)

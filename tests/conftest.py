@@ -8,7 +8,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from launch import run_script  # noqa: E402
+from launch import run_script
 # small matmuls: one thread per process is faster and lets torchrun's two ranks share 2 cores
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 TINY = ["--n_layer", "2", "--n_head", "2", "--n_embd", "32", "--vocab_size", "512", "--block_size", "128"]
@@ -17,15 +17,18 @@ def run(script, *args, check=True, torchrun=0, timeout=600):
     """Run a repo script in a process of its own (launch.py: a fork of a server that imported torch once; or
     torchrun with `torchrun` ranks); returns the result, stdout and stderr captured."""
     if torchrun:
-        res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
-                              os.path.join(ROOT, script), *map(str, args)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              f"--nproc_per_node={torchrun}", os.path.join(ROOT, script), *map(str, args)],
+                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
     else:
         with tempfile.TemporaryDirectory() as d:
             out, err = os.path.join(d, "stdout"), os.path.join(d, "stderr")
             code = run_script(script, args, env=ENV, stdout=out, stderr=err, timeout=timeout, cwd=ROOT)
-            res = subprocess.CompletedProcess([script, *args], code, *(open(f).read() if os.path.exists(f) else "" for f in (out, err)))
+            res = subprocess.CompletedProcess([script, *args], code,
+                                              *(open(f).read() if os.path.exists(f) else "" for f in (out, err)))
     if check and res.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(map(str, args))} exited {res.returncode}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+        raise AssertionError(f"{script} {' '.join(map(str, args))} exited {res.returncode}:\n"
+                             f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return res
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,8 @@ def check_variant(original, sentences, v, facts):
         body = s.rstrip(".!?")
         start = v.find(body, pos)
         assert start >= 0, (body, v)
-        assert start > 0 and v[start - 1] == " " or i == 0 and start == 0, (s, repr(v[max(0, start - 12):start + 12]), v)
+        spaced = start > 0 and v[start - 1] == " " or i == 0 and start == 0
+        assert spaced, (s, repr(v[max(0, start - 12):start + 12]), v)
         pos = start + len(body)
 
 def test_variants_of_every_bios_document(bios):
@@ -60,7 +61,8 @@ def test_variants_of_every_bios_document(bios):
     # not trivial: the variants really differ in format (newlines, markers, wrappers) across a document's set
     variants = format_variants(docs[0]["text"], K, list(docs[0]["facts"].values()))
     assert sum("\n" in v for v in variants) >= 4
-    assert sum(set(re.sub(r"\s", "", v)) != set(re.sub(r"\s", "", docs[0]["text"])) for v in variants) >= 8  # markers, wrappers
+    # markers, wrappers
+    assert sum(set(re.sub(r"\s", "", v)) != set(re.sub(r"\s", "", docs[0]["text"])) for v in variants) >= 8
 
 def test_deterministic_seeded_and_nested(bios):
     d = docs_of(bios)[5]

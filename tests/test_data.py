@@ -209,7 +209,8 @@ def test_answers_list_and_answer_filled(tmp_path):
 def test_defaults_id_and_relation(tmp_path):
     path = write(tmp_path / "P19.dev.jsonl", "", QA, QA | {"id": "b", "relation": "born_in"}, QA)
     a, b, c = read_qa(path)
-    assert (a["id"], a["relation"]) == ("2", "P19")  # the line number (blank lines count), the name before the first dot
+    # the line number (blank lines count), the name before the first dot
+    assert (a["id"], a["relation"]) == ("2", "P19")
     assert (b["id"], b["relation"]) == ("b", "born_in")
     assert (c["id"], c["relation"]) == ("4", "P19")
     assert read_qa(write(tmp_path / "capitals.jsonl", QA))[0]["relation"] == "capitals"
@@ -278,7 +279,8 @@ def release_archive(path):
         try:
             lines[rel] = eq_lines(rel, "dev", 40)
         except pytest.skip.Exception:
-            lines[rel] = [json.dumps({"question": f"Where was Dezs\u0151 {i} born?", "answers": [f"Halle (Saale) {i}", "Halle"]}, ensure_ascii=False) + "\n"
+            lines[rel] = [json.dumps({"question": f"Where was Dezs\u0151 {i} born?",
+                                      "answers": [f"Halle (Saale) {i}", "Halle"]}, ensure_ascii=False) + "\n"
                           for i in range(12)]
     with zipfile.ZipFile(path, "w") as z:
         for rel, ls in lines.items():  # the samples' lines spread over the three splits
@@ -295,23 +297,29 @@ def test_entityquestions_prepare_converts_the_release_layout(tmp_path):
     assert "wrote" in res.stdout
     items = read_qa(str(out))
     assert len(items) == sum(len(ls) for ls in lines.values())  # every line once; the one-off set left out
-    assert {it["relation"] for it in items} == {"P19", "P36"} and {it["split"] for it in items} == {"train", "dev", "test"}
+    assert {it["relation"] for it in items} == {"P19", "P36"}
+    assert {it["split"] for it in items} == {"train", "dev", "test"}
     originals = {(json.loads(l)["question"], tuple(json.loads(l)["answers"])) for ls in lines.values() for l in ls}
     assert {(it["question"], tuple(it["answers"])) for it in items} == originals  # unicode, several answers kept
     assert len(read_qa(str(out), "test")) == sum(len(ls[2::3]) for ls in lines.values())
     # the download path, from a URL (file:// here), a subset of relations, and a seeded cap per split; the download is
     # kept in --cache and read from there next time (the URL is not asked again)
     out2, cache = tmp_path / "qa_p19.jsonl", tmp_path / "cache" / "dataset.zip"
-    run("data/entityquestions/prepare.py", "--url", archive.as_uri(), "--cache", cache, "--relations", "P19", "--max_per_split", 3, "--out", out2)
+    run("data/entityquestions/prepare.py", "--url", archive.as_uri(), "--cache", cache, "--relations", "P19",
+        "--max_per_split", 3, "--out", out2)
     p19 = read_qa(str(out2))
-    assert {it["relation"] for it in p19} == {"P19"} and Counter(it["split"] for it in p19) == {"train": 3, "dev": 3, "test": 3}
+    assert {it["relation"] for it in p19} == {"P19"}
+    assert Counter(it["split"] for it in p19) == {"train": 3, "dev": 3, "test": 3}
     assert cache.read_bytes() == archive.read_bytes()
     gone = (tmp_path / "gone.zip").as_uri()
-    run("data/entityquestions/prepare.py", "--url", gone, "--cache", cache, "--relations", "P19", "--max_per_split", 3, "--out", tmp_path / "again.jsonl")
+    run("data/entityquestions/prepare.py", "--url", gone, "--cache", cache, "--relations", "P19", "--max_per_split", 3,
+        "--out", tmp_path / "again.jsonl")
     assert (tmp_path / "again.jsonl").read_bytes() == out2.read_bytes()
     # no archive, nothing cached and no download: one line that says how to get the file, nothing written
-    res = run("data/entityquestions/prepare.py", "--url", gone, "--cache", tmp_path / "none.zip", "--out", tmp_path / "no.jsonl", check=False)
-    assert res.returncode == 2 and "--archive PATH" in res.stderr.splitlines()[-1] and not (tmp_path / "no.jsonl").exists()
+    res = run("data/entityquestions/prepare.py", "--url", gone, "--cache", tmp_path / "none.zip",
+              "--out", tmp_path / "no.jsonl", check=False)
+    assert res.returncode == 2 and "--archive PATH" in res.stderr.splitlines()[-1]
+    assert not (tmp_path / "no.jsonl").exists()
 
 def test_entityquestions_prepare_bad_archive_is_one_line_and_nothing_written(tmp_path):
     bad = tmp_path / "dataset.zip"
@@ -347,7 +355,8 @@ def test_tiers_same_seed_same_bytes_other_seed_differs(tmp_path):
         assert a != c, name
 
 def test_tiers_disjoint_with_their_exposures(tiers):
-    person = lambda doc_id: doc_id.split("#")[0].split(".")[0]  # noqa: E731  (p00012.3 and p00012#para1 are p00012)
+    def person(doc_id):  # p00012.3 and p00012#para1 are p00012
+        return doc_id.split("#")[0].split(".")[0]
     copies = Counter(person(d["id"]) for d in tiers["pretrain"])
     tier_of = {it["doc_id"]: it["tier"] for it in tiers["qa_tiers"]}
     assert Counter(tier_of.values()) == {"known": 200, "longtail_1": 50, "longtail_2": 50, "longtail_4": 50, "new": 100}

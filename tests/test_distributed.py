@@ -1,6 +1,6 @@
 """train.py gives the same weights however a global batch is split: over micro-batches (gradient
 accumulation), over ranks (torchrun, DDP on gloo) and over shards (FSDP2), with AdamW and with SAM, whose
-ascent gradient must be that of the whole global batch (DESIGN.md, "Semantics under distribution").
+ascent gradient must be that of the whole global batch (all micro-batches, all ranks), not of one rank's share.
 
 Every run starts from one tiny model folder (the scratch tokenizer is trained per run, so runs from
 scratch would not be comparable) and trains 24 steps at lr 3e-3 on the 30-person bios world. The runs

@@ -9,8 +9,9 @@ import torch
 import augment
 import eval as ev
 from conftest import run
-from data import read_qa
-from model import decode, left_pad, load_model, prefix_cache, stop_ids
+from data import encode_pair, read_qa
+from decode import decode, generate, left_pad, prefix_cache, score_gold, stop_ids
+from model import load_model
 from trained_facts import FACTS, fact_items, facts_file, one_thread, trained_on_facts, write_jsonl
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,8 +31,8 @@ def halfway(tmp_path_factory):
 
 def items_of(rows):
     """QA items as read_qa returns them ('answers', 'split', ...)."""
-    return [{"split": None, **r, "answers": r.get("answers", [r.get("answer")]), "answer": r.get("answer", (r.get("answers") or [None])[0])}
-            for r in rows]
+    return [{"split": None, **r, "answers": r.get("answers", [r.get("answer")]),
+             "answer": r.get("answer", (r.get("answers") or [None])[0])} for r in rows]
 
 # -----------------------------------------------------------------------------
 # matching
@@ -55,7 +56,8 @@ def test_exact_match_and_contains_on_a_date():
 
 def test_any_of_several_answers_counts():
     answers = ["United States", "USA", "U.S."]
-    assert ev.exact_match("usa", answers) and ev.exact_match("U.S", answers) and ev.exact_match("united states.", answers)
+    assert ev.exact_match("usa", answers) and ev.exact_match("U.S", answers)
+    assert ev.exact_match("united states.", answers)
     assert not ev.exact_match("America", answers)
     assert ev.contains("the USA today", answers) and not ev.contains("America", answers)
 
@@ -71,7 +73,8 @@ def test_evaluate_returns_the_breakdowns(tiny_model, bios):
     assert res["n"] == len(items) and len(res["predictions"]) == len(items)
     assert set(res["by_split"]) == {it["split"] for it in items}
     assert set(res["by_relation"]) == {it["relation"] for it in items}
-    assert sum(s["n"] for s in res["by_split"].values()) == sum(s["n"] for s in res["by_relation"].values()) == len(items)
+    assert (sum(s["n"] for s in res["by_split"].values()) == sum(s["n"] for s in res["by_relation"].values())
+            == len(items))
     for p, it in zip(res["predictions"], items):
         assert p["id"] == it["id"] and isinstance(p["prediction"], str) and "\n" not in p["prediction"]
         assert p["exact_match"] == ev.exact_match(p["prediction"], it["answers"])
@@ -82,7 +85,8 @@ def test_evaluate_returns_the_breakdowns(tiny_model, bios):
     cats = {it["id"]: ("HighlyKnown" if i % 3 == 0 else "Unknown") for i, it in enumerate(items[:20])}
     res2 = ev.evaluate(model, tok, items, categories=cats)
     by_cat = res2["by_category"]
-    assert by_cat["HighlyKnown"]["n"] == 7 and by_cat["Unknown"]["n"] == 13 and by_cat["unprobed"]["n"] == len(items) - 20
+    assert by_cat["HighlyKnown"]["n"] == 7 and by_cat["Unknown"]["n"] == 13
+    assert by_cat["unprobed"]["n"] == len(items) - 20
     assert [p["prediction"] for p in res2["predictions"]] == [p["prediction"] for p in res["predictions"]]
     model.eval()  # evaluate restores the mode it found
     ev.evaluate(model, tok, items[:2])
@@ -99,12 +103,13 @@ def test_overfit_model_answers_its_facts(overfit):
 
 def test_generation_does_not_depend_on_batching(overfit, halfway):
     """Left padding with position ids: a question gets the same answer alone or in a batch of mixed lengths."""
-    questions = [it["question"] for it in fact_items()] + ["Where?", "Which city was Ama Trellis born in? Tell me, please, now."]
+    questions = ([it["question"] for it in fact_items()]
+                 + ["Where?", "Which city was Ama Trellis born in? Tell me, please, now."])
     prompts = [augment.qa_prompt(q) for q in questions]
     for model, tok in (overfit, halfway):
         model.eval()
-        together = ev.generate(model, tok, prompts, batch_size=64)
-        alone = [ev.generate(model, tok, [p], batch_size=1)[0] for p in prompts]
+        together = generate(model, tok, prompts, batch_size=64)
+        alone = [generate(model, tok, [p], batch_size=1)[0] for p in prompts]
         assert together == alone
 
 # -----------------------------------------------------------------------------
@@ -143,8 +148,8 @@ def test_score_gold_probability_at_low_temperature(overfit, halfway):
         items = perturbed_items()
         prompts = [augment.qa_prompt(it["question"]) for it in items]
         golds = [it["answers"][0] for it in items]
-        greedy, prob = ev.score_gold(model, tok, prompts, golds, temperature=1e-3)
-        gen = ev.generate(model, tok, prompts)
+        greedy, prob = score_gold(model, tok, prompts, golds, temperature=1e-3)
+        gen = generate(model, tok, prompts)
         for g, p, pred, gold in zip(greedy, prob, gen, golds):
             assert g == (pred == gold), (pred, gold)  # greedy-correct in its own tokenization
             if g:
@@ -152,14 +157,14 @@ def test_score_gold_probability_at_low_temperature(overfit, halfway):
             else:
                 assert p < 0.01, (gold, p)
         # at T = 1 the probability is the product of the model's token probabilities: below 1, above 0
-        _, p1 = ev.score_gold(model, tok, prompts[:1], golds[:1], temperature=1.0)
-        full, n_prompt = ev.encode_pair(tok, prompts[0], augment.qa_completion(golds[0]))
+        _, p1 = score_gold(model, tok, prompts[:1], golds[:1], temperature=1.0)
+        full, n_prompt = encode_pair(tok, prompts[0], augment.qa_completion(golds[0]))
         with torch.no_grad():
             logp = model(input_ids=torch.tensor([full])).logits[0].float().log_softmax(-1)
         expected = sum(logp[t - 1, full[t]].item() for t in range(n_prompt, len(full)))
         assert p1[0] == pytest.approx(float(torch.tensor(expected).exp()), rel=1e-4)
         # top-k 1 keeps only the argmax: the probability is 1 for greedy-correct golds and 0 otherwise
-        g, pk = ev.score_gold(model, tok, prompts, golds, temperature=1.0, top_k=1)
+        g, pk = score_gold(model, tok, prompts, golds, temperature=1.0, top_k=1)
         assert [round(x, 6) for x in pk] == [1.0 if x else 0.0 for x in g]
 
 def test_fast_path_encodes_the_prompt_as_generation_does_also_with_chat(tiny_model):
@@ -169,7 +174,8 @@ def test_fast_path_encodes_the_prompt_as_generation_does_also_with_chat(tiny_mod
     tok.chat_template = "{{ bos_token }}User: {{ messages[0]['content'] }}\nAssistant:"
     item = items_of([{"id": "a", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
     seen = []
-    hook = model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs["input_ids"][0].tolist()), with_kwargs=True)
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs["input_ids"][0].tolist()),
+                                           with_kwargs=True)
     try:
         for chat in (False, True):
             seen.clear()
@@ -221,7 +227,8 @@ def test_decode_with_a_shared_prefix_cache_equals_full_prompts(overfit):
 def test_cli_writes_json_with_probe_categories(overfit, tmp_path_factory, tmp_path):
     model_dir = trained_on_facts(tmp_path_factory, 150)
     qa = facts_file(str(tmp_path_factory.getbasetemp()))
-    probe = write_jsonl(tmp_path / "probe.jsonl", [{"id": "f0", "category": "HighlyKnown"}, {"id": "f1", "category": "HighlyKnown"},
+    probe = write_jsonl(tmp_path / "probe.jsonl", [{"id": "f0", "category": "HighlyKnown"},
+                                                   {"id": "f1", "category": "HighlyKnown"},
                                                    {"id": "f2", "category": "Unknown"}])
     out = tmp_path / "res.json"
     res = run("eval.py", "--model", model_dir, "--qa", qa, "--out", out, "--probe", probe)
@@ -269,13 +276,15 @@ def test_few_shot_eval_is_the_probes_greedy_on_its_first_prompt(tmp_path_factory
     model_dir = trained_on_facts(tmp_path_factory, 60)
     unknown = [{"id": f"u{i}", "question": f"Which city was {n} born in?", "answer": c, "relation": "born_in"}
                for i, (n, c) in enumerate([("Quill Farrow", "Zentharo"), ("Odile Marsk", "Pelloway")])]
-    qa = str(write_jsonl(tmp_path / "qa.jsonl", fact_items() + unknown))  # no splits: exemplars from the file itself, never the item
+    # no splits: exemplars from the file itself, never the item
+    qa = str(write_jsonl(tmp_path / "qa.jsonl", fact_items() + unknown))
     outcomes = set()
     for fast in ([], ["--fast"]):
         for seed in (0, 1):
-            ev.main(["--model", model_dir, "--qa", qa, "--shots", "2", "--seed", str(seed), "--out", str(tmp_path / "e.json"), *fast])
-            probe.main(["--model", model_dir, "--qa", qa, "--n_prompts", "1", "--shots", "2", "--samples", "1", "--seed", str(seed),
-                        "--out", str(tmp_path / "p.jsonl"), *fast])
+            ev.main(["--model", model_dir, "--qa", qa, "--shots", "2", "--seed", str(seed),
+                     "--out", str(tmp_path / "e.json"), *fast])
+            probe.main(["--model", model_dir, "--qa", qa, "--n_prompts", "1", "--shots", "2", "--samples", "1",
+                        "--seed", str(seed), "--out", str(tmp_path / "p.jsonl"), *fast])
             em = {p["id"]: int(p["exact_match"]) for p in json.load(open(tmp_path / "e.json"))["predictions"]}
             greedy = {r["id"]: r["greedy_correct"] for r in map(json.loads, open(tmp_path / "p.jsonl"))}
             assert em == greedy, (fast, seed)

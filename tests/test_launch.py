@@ -43,22 +43,26 @@ def test_a_script_runs_as_python_would_run_it(launch, tmp_path):
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     assert run_script(script, ["ok", "x y"], env=env, stdout=out, stderr=err, cwd=ROOT) == 0
     text = out.read_text()
-    assert f"argv ['ok', 'x y'] cwd {ROOT} path0 True" in text and "env m1 main __main__" in text and "threads 1" in text
+    assert f"argv ['ok', 'x y'] cwd {ROOT} path0 True" in text
+    assert "env m1 main __main__" in text and "threads 1" in text
     assert err.read_text() == "to stderr\n" and "to stderr" not in text
-    for mode, code, said in (("code", 3, ""), ("message", 1, "a message"), ("raise", 1, "ValueError: boom"), ("kill", -signal.SIGKILL, "")):
+    for mode, code, said in (("code", 3, ""), ("message", 1, "a message"), ("raise", 1, "ValueError: boom"),
+                             ("kill", -signal.SIGKILL, "")):
         err.write_text("")
         assert run_script(script, [mode], env=env, stdout=out, stderr=err, cwd=ROOT) == code, mode
         assert said in err.read_text()
     with pytest.raises(subprocess.TimeoutExpired):
         run_script(script, ["sleep"], env=env, stdout=out, stderr=err, timeout=3)
-    assert run_script(script, ["ok"], env={**env, "MARK": "m2"}, stdout=out, cwd=tmp_path) == 0  # another environment: another server
+    # another environment: another server
+    assert run_script(script, ["ok"], env={**env, "MARK": "m2"}, stdout=out, cwd=tmp_path) == 0
     assert f"cwd {tmp_path}" in out.read_text().splitlines()[-3] and "env m2" in out.read_text().splitlines()[-2]
 
 @pytest.mark.slow
 def test_a_repo_script_started_from_the_server_matches_a_fresh_interpreter(tmp_path):
     """The same command line, forked or started afresh: the same output and exit code (train.py's help, an error)."""
     for args in (["--help"], ["--data", str(tmp_path / "absent.jsonl"), "--out_dir", str(tmp_path / "o")]):
-        fresh = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
+        fresh = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=ROOT, env=ENV,
+                               capture_output=True, text=True)
         out, err = tmp_path / "o.txt", tmp_path / "e.txt"
         for f in (out, err):
             f.write_text("")
@@ -66,11 +70,13 @@ def test_a_repo_script_started_from_the_server_matches_a_fresh_interpreter(tmp_p
         assert out.read_text() == fresh.stdout and err.read_text() == fresh.stderr
 
 def test_a_script_that_runs_scripts_reuses_its_server(tmp_path):
-    """gradual.py under reproduce.py: the inner runs go to the server the outer script came from (no second ~8 s import)."""
+    """gradual.py under reproduce.py: the inner runs go to the server the outer script came from (no second ~8 s
+    import)."""
     (tmp_path / "inner.py").write_text("import os\nprint('inner', os.environ['LAUNCH_SERVER'])\n")
     (tmp_path / "outer.py").write_text(
         "import os, sys\nsys.path.insert(0, %r)\nimport launch\n"
-        "code = launch.run_script(os.path.join(%r, 'inner.py'), [])\nprint('outer', code, len(launch._servers), os.environ['LAUNCH_SERVER'])\n"
+        "code = launch.run_script(os.path.join(%r, 'inner.py'), [])\n"
+        "print('outer', code, len(launch._servers), os.environ['LAUNCH_SERVER'])\n"
         % (ROOT, str(tmp_path)))
     out = tmp_path / "out.txt"
     assert run_script(tmp_path / "outer.py", [], env=ENV, stdout=out) == 0

@@ -27,8 +27,10 @@ def tiny(kind):
     torch.manual_seed(0)
     if kind == "llama":
         return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=2, num_key_value_heads=2, bos_token_id=0, eos_token_id=1)).eval()
-    return GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=1)).eval()
+                                            num_attention_heads=2, num_key_value_heads=2,
+                                            bos_token_id=0, eos_token_id=1)).eval()
+    return GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=2,
+                                      bos_token_id=0, eos_token_id=1)).eval()
 
 def tensors(path):
     from safetensors.torch import load_file
@@ -40,7 +42,8 @@ def test_identity_at_step_0_then_merged_equals_unmerged(kind):
     x = torch.randint(0, 64, (3, 9))
     before = model(x).logits
     names = lora.add_lora(model, r=4, alpha=8)
-    assert len(names) == (14 if kind == "llama" else 8)  # q k v o gate up down (Llama), c_attn c_proj c_fc c_proj (GPT-2), 2 layers
+    # q k v o gate up down (Llama), c_attn c_proj c_fc c_proj (GPT-2), 2 layers
+    assert len(names) == (14 if kind == "llama" else 8)
     assert torch.equal(model(x).logits, before)  # B = 0
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_" in n for n in trainable)
@@ -71,7 +74,8 @@ def test_sam_with_lora_matches_an_independent_computation():
             torch.nn.init.normal_(m.lora_B, std=0.1)
     ref = copy.deepcopy(model)
     x = torch.randint(0, 64, (4, 10))
-    loss_fn = lambda mdl: mdl(input_ids=x, labels=x).loss  # noqa: E731
+    def loss_fn(mdl):
+        return mdl(input_ids=x, labels=x).loss
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     rho, lr = 0.05, 1e-2
     params = [p for p in model.parameters() if p.requires_grad]
@@ -111,8 +115,8 @@ def test_sam_with_lora_matches_an_independent_computation():
 # train.py --lora
 
 def lora_run(init, data, out, *extra, steps=6):
-    return ["train.py", "--init_from", init, "--data", data, "--out_dir", out, "--max_steps", steps, "--batch_size", 8, "--warmup", 1,
-            "--lr", 3e-3, "--lora", 4, "--peak_tflops", 1, "--log_every", 1, *extra]
+    return ["train.py", "--init_from", init, "--data", data, "--out_dir", out, "--max_steps", steps, "--batch_size", 8,
+            "--warmup", 1, "--lr", 3e-3, "--lora", 4, "--peak_tflops", 1, "--log_every", 1, *extra]
 
 def test_a_lora_step_changes_only_the_adapted_layers(tiny_model, bios, tmp_path):
     init = tensors(tiny_model)
@@ -121,7 +125,8 @@ def test_a_lora_step_changes_only_the_adapted_layers(tiny_model, bios, tmp_path)
         run(*lora_run(tiny_model, bios / "qa.jsonl", out, *extra, steps=2))
         after = tensors(out)
         assert after.keys() == init.keys()  # the merged model, under the original names
-        adapted = {k for k in init if any(f"{t}.weight" in k for t in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))}
+        projections = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+        adapted = {k for k in init if any(f"{t}.weight" in k for t in projections)}
         for k in init:
             changed = not torch.equal(init[k], after[k])
             expect = k in adapted or (changes_embeddings and "embed_tokens" in k)
@@ -129,15 +134,20 @@ def test_a_lora_step_changes_only_the_adapted_layers(tiny_model, bios, tmp_path)
         state = torch.load(out / "trainer_state.pt", weights_only=False)
         from safetensors.torch import load_file
         adapters = load_file(out / "lora.safetensors")
-        n_state = sum(v.numel() for st in state["optimizer"]["state"].values() for v in st.values() if torch.is_tensor(v) and v.dim())
+        n_state = sum(v.numel() for st in state["optimizer"]["state"].values() for v in st.values()
+                      if torch.is_tensor(v) and v.dim())
         assert n_state == 2 * sum(v.numel() for v in adapters.values())  # AdamW's two moments, adapter-sized
         assert ("model.embed_tokens.weight" in adapters) == changes_embeddings
 
 @pytest.mark.slow
 def test_lora_resume_after_an_interrupt_equals_uninterrupted(tiny_model, bios, tmp_path):
-    cmd = lambda out, *e: [sys.executable, os.path.join(ROOT, "train.py")] + [str(a) for a in lora_run(tiny_model, bios / "qa.jsonl", out, *e, steps=200)[1:]]  # noqa: E731
-    a = subprocess.Popen(cmd(tmp_path / "A", "--sam"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    b = subprocess.Popen(cmd(tmp_path / "B", "--sam"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def cmd(out, *e):
+        args = lora_run(tiny_model, bios / "qa.jsonl", out, *e, steps=200)[1:]
+        return [sys.executable, os.path.join(ROOT, "train.py")] + [str(a) for a in args]
+    a = subprocess.Popen(cmd(tmp_path / "A", "--sam"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    b = subprocess.Popen(cmd(tmp_path / "B", "--sam"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
     log, deadline = tmp_path / "B" / "log.jsonl", time.time() + 300
     while time.time() < deadline and b.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) >= 5:
@@ -148,7 +158,8 @@ def test_lora_resume_after_an_interrupt_equals_uninterrupted(tiny_model, bios, t
     assert b.returncode == 130 and "--resume" in err, err[-2000:]
     step = torch.load(tmp_path / "B" / "trainer_state.pt", weights_only=False)["step"]
     assert 5 <= step < 200
-    res = subprocess.run(cmd(tmp_path / "B", "--sam", "--resume"), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd(tmp_path / "B", "--sam", "--resume"), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=600)
     assert res.returncode == 0 and f"resuming from step {step}" in res.stdout, res.stderr[-2000:]
     assert a.wait(timeout=600) == 0
     wa, wb = tensors(tmp_path / "A"), tensors(tmp_path / "B")
@@ -165,20 +176,23 @@ def test_lora_ddp_equals_accumulation(tiny_model, bios, tmp_path):
         run("train.py", *args, torchrun=ranks)
         out[name] = tensors(tmp_path / name)
     for other in ("ddp2", "fsdp2"):
-        d = max(((out[other][k] - out["accum2"][k]).abs().max() / out["accum2"][k].abs().max()).item() for k in out["accum2"])
+        d = max(((out[other][k] - out["accum2"][k]).abs().max() / out["accum2"][k].abs().max()).item()
+                for k in out["accum2"])
         assert d < 1e-3, (other, d)
 
 @pytest.mark.slow
 def test_a_lora_run_overfits_six_facts(tmp_path_factory, tmp_path):
-    """LoRA on a trained tiny model (the default world's, 60 steps) learns six made-up facts to 100% exact match, with
-    the embeddings training too, as Physics of LMs 3.1 tunes them (the adapters alone learn slowly on a model this
-    small: loss 9.3 -> 4.0 in 150 steps, where full fine-tuning reaches 0.001)."""
+    """LoRA on a trained tiny model (the default world's, 60 steps) learns six made-up facts to 100% exact match,
+    with the embeddings training too, as Physics of LMs 3.1 tunes them (the adapters alone learn slowly on a model
+    this small: loss 9.3 -> 4.0 in 150 steps, where full fine-tuning reaches 0.001)."""
     base = tmp_path / "base"
-    run("train.py", "--max_steps", 60, "--out_dir", base, "--peak_tflops", 1, "--n_layer", 2, "--n_embd", 64, "--n_head", 2)
+    run("train.py", "--max_steps", 60, "--out_dir", base, "--peak_tflops", 1,
+        "--n_layer", 2, "--n_embd", 64, "--n_head", 2)
     qa = facts_file(str(tmp_path_factory.getbasetemp()))
     out = tmp_path / "lora"
-    run("train.py", "--init_from", base, "--data", qa, "--eval_qa", qa, "--out_dir", out, "--max_steps", 150, "--batch_size", 6,
-        "--lr", 1e-2, "--warmup", 10, "--lora", 16, "--lora_alpha", 32, "--lora_embeddings", "--peak_tflops", 1)
+    run("train.py", "--init_from", base, "--data", qa, "--eval_qa", qa, "--out_dir", out, "--max_steps", 150,
+        "--batch_size", 6, "--lr", 1e-2, "--warmup", 10, "--lora", 16, "--lora_alpha", 32, "--lora_embeddings",
+        "--peak_tflops", 1)
     meta = json.load(open(out / "args.json"))
     assert meta["metrics"]["all_exact_match"] == 1.0, meta["metrics"]
     res = run("eval.py", "--model", out, "--qa", qa)  # the merged folder loads like any model

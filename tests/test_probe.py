@@ -18,8 +18,8 @@ def test_category_rules(p_greedy, p_sample, expected):
     assert probe.category(p_greedy, p_sample) == expected
 
 def items(n, rel, split):
-    return [{"id": f"{rel}{split}{i}", "relation": rel, "split": split, "question": f"q{rel}{i}?", "answer": f"a{i}", "answers": [f"a{i}"]}
-            for i in range(n)]
+    return [{"id": f"{rel}{split}{i}", "relation": rel, "split": split, "question": f"q{rel}{i}?", "answer": f"a{i}",
+             "answers": [f"a{i}"]} for i in range(n)]
 
 def test_exemplars_same_relation_fixed_and_never_the_item(tiny_model):
     from transformers import AutoTokenizer
@@ -41,16 +41,21 @@ def known_world(tmp_path_factory):
     cities = ["Vardholm", "Ostrava", "Quito", "Lyngby", "Tarvik", "Hollin"]
     rows = []
     for i, (n, c) in enumerate(zip(names, cities)):
-        rows.append({"id": f"k{i}", "question": f"Where does {n} live?", "answer": c, "relation": "city", "split": "train"})
-        rows.append({"id": f"u{i}", "question": f"Where does {n[::-1].title()} live?", "answer": c[::-1].title(), "relation": "city", "split": "test"})
-        rows.append({"id": f"d{i}", "question": f"Where does {n.split()[0]} Dev live?", "answer": f"Devtown{i}", "relation": "city", "split": "dev"})
+        rows.append({"id": f"k{i}", "question": f"Where does {n} live?", "answer": c,
+                     "relation": "city", "split": "train"})
+        rows.append({"id": f"u{i}", "question": f"Where does {n[::-1].title()} live?", "answer": c[::-1].title(),
+                     "relation": "city", "split": "test"})
+        rows.append({"id": f"d{i}", "question": f"Where does {n.split()[0]} Dev live?", "answer": f"Devtown{i}",
+                     "relation": "city", "split": "dev"})
     (d / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     train_only = d / "train.jsonl"
-    train_only.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "split"}) + "\n" for r in rows if r["split"] != "test"))
+    train_only.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "split"}) + "\n"
+                                  for r in rows if r["split"] != "test"))
     # learns the train facts and the dev exemplars, never the test facts; --qa_pack puts several QA items in
     # one sequence, as a few-shot prompt does (a model that saw one QA a sequence copies the exemplars' answers)
     run("train.py", "--data", train_only, "--out_dir", d / "model", "--max_steps", 300, "--lr", 3e-3,
-        "--batch_size", 6, "--warmup", 5, "--n_layer", 2, "--n_head", 2, "--n_embd", 64, "--vocab_size", 300, "--qa_pack", 3)
+        "--batch_size", 6, "--warmup", 5, "--n_layer", 2, "--n_head", 2, "--n_embd", 64, "--vocab_size", 300,
+        "--qa_pack", 3)
     return d
 
 def probe_rows(world, out, *extra, split="train"):
@@ -71,7 +76,8 @@ def test_probe_known_and_unknown(known_world, tmp_path):
     assert [r["category"] for r in fast] == [r["category"] for r in rows]
 
 def test_probe_is_deterministic(known_world, tmp_path):
-    assert probe_rows(known_world, tmp_path / "a.jsonl", "--seed", 3) == probe_rows(known_world, tmp_path / "b.jsonl", "--seed", 3)
+    a = probe_rows(known_world, tmp_path / "a.jsonl", "--seed", 3)
+    assert a == probe_rows(known_world, tmp_path / "b.jsonl", "--seed", 3)
 
 def test_probe_under_torchrun_merges_one_output(known_world, tmp_path):
     run("probe.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out", tmp_path / "t.jsonl",
@@ -136,8 +142,8 @@ def test_gradual_reports_when_nothing_moves_up(known_world, tmp_path):
     cats = {f"k{i}": "MaybeKnown" if i < 2 else "Unknown" for i in range(6)}
     for name in ("probe_base", "probe_base_seed2", "probe_stage1"):  # the stage-1 re-probe: the same categories
         fake_probe(out / f"{name}.jsonl", cats)
-    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out, "--stage_steps", 2,
-              "--n_prompts", 2, "--samples", 2, "--batch_size", 4, "--warmup", 1, "--lr", 1e-5)
+    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out,
+              "--stage_steps", 2, "--n_prompts", 2, "--samples", 2, "--batch_size", 4, "--warmup", 1, "--lr", 1e-5)
     report = json.load(open(out / "report.json"))
     check_report(report, ["base", "stage1"])
     assert report["n_stage2"] == 0 and "no items moved up" in report["stage2_skipped"]
@@ -147,12 +153,13 @@ def test_gradual_reports_when_nothing_moves_up(known_world, tmp_path):
     out.mkdir()
     for name in ("probe_base", "probe_base_seed2"):
         fake_probe(out / f"{name}.jsonl", {f"k{i}": "Unknown" for i in range(6)})
-    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out, "--stage_steps", 2,
-              "--n_prompts", 2, "--samples", 2, "--batch_size", 4, "--warmup", 1, "--lr", 1e-5)
+    res = run("gradual.py", "--model", known_world / "model", "--qa", known_world / "qa.jsonl", "--out_dir", out,
+              "--stage_steps", 2, "--n_prompts", 2, "--samples", 2, "--batch_size", 4, "--warmup", 1, "--lr", 1e-5)
     report = json.load(open(out / "report.json"))
     assert list(report["categories"]) == ["base"] and report["n_stage1"] == 0 and report["n_stage2"] == 0
     assert "no MaybeKnown" in report["stage1_skipped"] and report["knowledge"]["base->base"]["gained"] == 0
-    assert "stage 1 skipped" in res.stdout and not (out / "stage1").exists() and list(report["test_exact_match"]) == ["base"]
+    assert "stage 1 skipped" in res.stdout and not (out / "stage1").exists()
+    assert list(report["test_exact_match"]) == ["base"]
 
 def test_gradual_rejects_a_misspelt_train_flag_before_any_probe(known_world, tmp_path):
     out = tmp_path / "g"
@@ -165,18 +172,22 @@ def test_probe_says_where_exemplars_come_from_without_a_dev_split(known_world, t
     rows = [json.loads(l) for l in open(known_world / "qa.jsonl")]
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] != "dev"))
-    res = run("probe.py", "--model", known_world / "model", "--qa", qa, "--split", "test", "--out", tmp_path / "p.jsonl", "--n_prompts", 1, "--samples", 1)
+    res = run("probe.py", "--model", known_world / "model", "--qa", qa, "--split", "test",
+              "--out", tmp_path / "p.jsonl", "--n_prompts", 1, "--samples", 1)
     assert "no dev split: few-shot exemplars come from the train split" in res.stderr
 
 @pytest.mark.slow
 def test_bench_whole_process_probes_the_questions_asked(tiny_model, bios, tmp_path):
-    """bench.py's whole-process number: `probe.py --fast` run as a user runs it on exactly n questions of the split (with
-    the dev split beside them as the exemplar pool); the other loops' whole processes are its measured fixed part
-    (start, imports, model load) plus n questions at their rates."""
+    """bench.py's whole-process number: `probe.py --fast` run as a user runs it on exactly n questions of the split
+    (with the dev split beside them as the exemplar pool); the other loops' whole processes are its measured fixed
+    part (start, imports, model load) plus n questions at their rates."""
     import bench
-    r = bench.whole_process(str(tiny_model), str(bios / "qa.jsonl"), "train", 10, {"probe_q_per_s": 2.0, "naive_q_per_s": 0.5}, str(tmp_path))
+    r = bench.whole_process(str(tiny_model), str(bios / "qa.jsonl"), "train", 10,
+                            {"probe_q_per_s": 2.0, "naive_q_per_s": 0.5}, str(tmp_path))
     rows = [json.loads(l) for l in open(tmp_path / "whole_probe.jsonl")]
     train = {it["id"] for it in probe.read_qa(str(bios / "qa.jsonl"), "train")}
-    assert len(rows) == 10 and {row["id"] for row in rows} <= train and len({row["id"] for row in rows}) == 10
+    assert len(rows) == 10 and {row["id"] for row in rows} <= train
+    assert len({row["id"] for row in rows}) == 10
     assert 0 < r["fixed_s"] and r["fast_whole_s"] > 0
-    assert r["sampling_whole_s"] == pytest.approx(r["fixed_s"] + 5) and r["naive_whole_s"] == pytest.approx(r["fixed_s"] + 20)
+    assert r["sampling_whole_s"] == pytest.approx(r["fixed_s"] + 5)
+    assert r["naive_whole_s"] == pytest.approx(r["fixed_s"] + 20)

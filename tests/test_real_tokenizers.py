@@ -12,12 +12,14 @@ import augment
 import data
 import probe
 from conftest import run
-from model import load_model, stop_ids
+from decode import stop_ids
+from model import load_model
 from real_tokenizers import VOCAB
 
 NAMES = list(VOCAB)
 TOKENIZERS = NAMES + ["smollm2"]  # and the real model's (tests/test_smollm2.py runs the model itself)
-BYTE_LEVEL = {"qwen2", "gpt2", "tekken", "smollm2"}  # no prefix space: a text's first word is tokenized unlike after a space
+# no prefix space: a text's first word is tokenized unlike after a space
+BYTE_LEVEL = {"qwen2", "gpt2", "tekken", "smollm2"}
 ADDS_BOS = {"llama2", "mistral_v3", "tekken"}
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def is_sub(needle, hay):
 
 def inside(tok, text):
     """The tokens `text` gets inside a sentence, after a space: what a question gives a name or a fact."""
-    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    def enc(s):
+        return tok(s, add_special_tokens=False)["input_ids"]
     return enc("x " + text)[len(enc("x")):]
 
 def test_each_tokenizer_loads_with_its_full_vocabulary(real_models, tokenizers):
@@ -69,11 +72,13 @@ def test_names_and_facts_keep_their_tokens_in_every_format_and_in_the_question(n
         for it in by_doc[d["id"]]:
             fact_ids = inside(tok, it["answer"])
             for fmt in range(len(augment.QA_FORMATS)):
-                full, n = data.encode_pair(tok, augment.qa_prompt(it["question"], fmt), augment.qa_completion(it["answer"]))
+                prompt = augment.qa_prompt(it["question"], fmt)
+                full, n = data.encode_pair(tok, prompt, augment.qa_completion(it["answer"]))
                 assert is_sub(name_ids, full[:n]), (name, fmt, it["question"])
-                assert full[n:n + len(fact_ids)] == fact_ids, (name, fmt, tok.convert_ids_to_tokens(full[n:]))  # no prompt / answer merge
+                # no prompt / answer merge
+                assert full[n:n + len(fact_ids)] == fact_ids, (name, fmt, tok.convert_ids_to_tokens(full[n:]))
                 assert tok.decode(full[n + len(fact_ids):]) == "\n"
-                assert full[:n] == data.encode_pair(tok, augment.qa_prompt(it["question"], fmt), "")[0]  # the prompt generation feeds
+                assert full[:n] == data.encode_pair(tok, prompt, "")[0]  # the prompt generation feeds
     # the check can fail: on byte-level BPE the document's own first word, encoded as it stands, is another token
     if name in BYTE_LEVEL:
         raw = tok(docs[0]["text"], add_special_tokens=False)["input_ids"]
@@ -87,7 +92,8 @@ def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name
     suffix = data.encode_pair(tok, augment.qa_prompt(asked["question"]), "", bos=False)[0]
     prompt = prefix + suffix
     bos = tok.bos_token_id
-    assert prompt.count(bos) == (1 if name in ADDS_BOS else 0) and (name not in ADDS_BOS or prompt[0] == bos), (name, prompt.count(bos))
+    assert prompt.count(bos) == (1 if name in ADDS_BOS else 0), (name, prompt.count(bos))
+    assert name not in ADDS_BOS or prompt[0] == bos, (name, prompt.count(bos))
     assert tok.decode(prompt, skip_special_tokens=True).count("Question:") == 5
     # train.py --qa_pack 5 on these five items: each packed sequence is one BOS and the items end to end,
     # token for token what a probe feeds the model when it asks the last of them after the other four
@@ -100,9 +106,11 @@ def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name
         order = [q for q in (tok.decode(ids, skip_special_tokens=True).split("Question: ")) if q]
         packed = [by_question[q.split("\n")[0]] for q in order]
         expect = (list(probe.prefix_ids(tok, packed[-1], packed[:4], 4)) +
-                  data.encode_pair(tok, augment.qa_prompt(packed[-1]["question"]), augment.qa_completion(packed[-1]["answer"]), bos=False)[0])
+                  data.encode_pair(tok, augment.qa_prompt(packed[-1]["question"]),
+                                   augment.qa_completion(packed[-1]["answer"]), bos=False)[0])
         assert ids == expect, name
-        assert len(spans) == 5 and all(tok.decode(ids[s:e]).strip() == it["answer"] for (s, e), it in zip(spans, packed))
+        assert len(spans) == 5
+        assert all(tok.decode(ids[s:e]).strip() == it["answer"] for (s, e), it in zip(spans, packed))
 
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_stop_tokens(name, tok):
@@ -120,18 +128,20 @@ def test_stop_tokens(name, tok):
 @pytest.mark.parametrize("name", NAMES)
 def test_train_eval_probe_overfit_six_facts(name, real_models, tmp_path):
     from trained_facts import FACTS, QUESTION
-    rows = [{"id": f"f{i}", "question": QUESTION[rel].format(person), "answer": city, "relation": "city", "split": "train"}
-            for i, (person, rel, city) in enumerate(FACTS)]
+    rows = [{"id": f"f{i}", "question": QUESTION[rel].format(person), "answer": city, "relation": "city",
+             "split": "train"} for i, (person, rel, city) in enumerate(FACTS)]
     rows += [{"id": f"d{i}", "question": QUESTION["born_in"].format(p), "answer": c, "relation": "city", "split": "dev"}
-             for i, (p, c) in enumerate([("Ulla Brant", "Kesterby"), ("Odo Fenwick", "Marlpit"), ("Ines Varro", "Tollgate"),
-                                         ("Bram Oster", "Wexmoor"), ("Cora Lindt", "Ashgrove")])]
+             for i, (p, c) in enumerate([("Ulla Brant", "Kesterby"), ("Odo Fenwick", "Marlpit"),
+                                         ("Ines Varro", "Tollgate"), ("Bram Oster", "Wexmoor"),
+                                         ("Cora Lindt", "Ashgrove")])]
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
     train_file = tmp_path / "train.jsonl"
     train_file.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "split"}) + "\n" for r in rows))
     out = tmp_path / "model"
-    res = run("train.py", "--init_from", real_models[name], "--data", train_file, "--out_dir", out, "--max_steps", 120,
-              "--lr", 1e-2, "--batch_size", 6, "--warmup", 10, "--qa_pack", 3, "--eval_qa", qa, "--peak_tflops", 1)
+    res = run("train.py", "--init_from", real_models[name], "--data", train_file, "--out_dir", out,
+              "--max_steps", 120, "--lr", 1e-2, "--batch_size", 6, "--warmup", 10, "--qa_pack", 3, "--eval_qa", qa,
+              "--peak_tflops", 1)
     assert "saved to" in res.stdout
     res = run("eval.py", "--model", out, "--qa", qa, "--split", "train", "--out", tmp_path / "eval.json")
     assert json.load(open(tmp_path / "eval.json"))["exact_match"] == 1.0, res.stdout
@@ -139,8 +149,8 @@ def test_train_eval_probe_overfit_six_facts(name, real_models, tmp_path):
     assert json.load(open(tmp_path / "fast.json"))["exact_match"] == 1.0
     cats = {}
     for mode in ("generate", "fast"):
-        run("probe.py", "--model", out, "--qa", qa, "--split", "train", "--out", tmp_path / f"{mode}.jsonl", "--n_prompts", 3,
-            "--samples", 4, "--shots", 3, *(["--fast"] if mode == "fast" else []))
+        run("probe.py", "--model", out, "--qa", qa, "--split", "train", "--out", tmp_path / f"{mode}.jsonl",
+            "--n_prompts", 3, "--samples", 4, "--shots", 3, *(["--fast"] if mode == "fast" else []))
         cats[mode] = [json.loads(l)["category"] for l in open(tmp_path / f"{mode}.jsonl")]
     assert cats["generate"].count("HighlyKnown") >= 5, cats
     assert cats["fast"] == cats["generate"], cats

@@ -6,18 +6,25 @@ import pytest
 
 from conftest import run
 
+def ms(v):
+    """A mean ± std cell."""
+    return {"mean": v, "std": 0.02, "n": 3}
+
 def cell(test, seeds=(0.0, 0.02, -0.02), known=None):
-    ms = lambda v: {"mean": v, "std": 0.02, "n": 3}  # noqa: E731
-    c = {"test_exact_match": ms(test), "dev_exact_match": ms(test + 0.01), "tokens": ms(1e6), "per_seed_test": [test + d for d in seeds],
-         "curve": [[100, test / 2], [200, test]], "fact_loss_formats": ms(1.0), "fact_loss_paraphrases": ms(2.0)}
+    c = {"test_exact_match": ms(test), "dev_exact_match": ms(test + 0.01), "tokens": ms(1e6),
+         "per_seed_test": [test + d for d in seeds], "curve": [[100, test / 2], [200, test]],
+         "fact_loss_formats": ms(1.0), "fact_loss_paraphrases": ms(2.0)}
     if known is not None:
         c |= {"known_test": ms(known), "known_dev": ms(known), "per_seed_known_test": [known] * 3}
     return c
 
 def report(categories):
-    return {"categories": {"base": categories, "stage1": categories}, "n_stage1": 5, "transitions": {"base->stage1": {a: {b: 0 for b in categories} for a in categories}},
-            "probe_noise": {a: {b: 0 for b in categories} for a in categories}, "knowledge": {"base->stage1": {"gained": 1, "kept": 2, "lost": 0, "known_before": 3, "known_after": 4}},
-            "test_exact_match": {"base": 0.3, "stage1": 0.4}, "test_exact_match_by_category": {"base": {"Unknown": 0.1}}}
+    zeros = {a: {b: 0 for b in categories} for a in categories}
+    return {"categories": {"base": categories, "stage1": categories}, "n_stage1": 5,
+            "transitions": {"base->stage1": zeros}, "probe_noise": zeros,
+            "knowledge": {"base->stage1": {"gained": 1, "kept": 2, "lost": 0, "known_before": 3, "known_after": 4}},
+            "test_exact_match": {"base": 0.3, "stage1": 0.4},
+            "test_exact_match_by_category": {"base": {"Unknown": 0.1}}}
 
 def test_report_draws_both_regimes_and_the_figures(tmp_path):
     pytest.importorskip("matplotlib")  # an optional extra, for the figures only (tests/requirements.txt installs it)
@@ -28,10 +35,15 @@ def test_report_draws_both_regimes_and_the_figures(tmp_path):
                "table1": {a: {"mixed": cell(0.3 + i / 10), "sequential": cell(0.1)} for i, a in enumerate(arms)},
                "table2": {m: [report(cats)] for m in ("gradual", "one_stage")},
                "pretrained": {"config": {"known": 6, "longtail": 6, "new": 4, "base_steps": 10, "seeds": [0, 1, 2]},
-                              "base": {"known_test": {"mean": 0.9, "std": 0.01}, "new": {"mean": 0.0, "std": 0.0}, "curve": []},
-                              "table1": {a: {"mixed": cell(0.5 + i / 10, known=0.6), "sequential": cell(0.2, known=0.7)} for i, a in enumerate(arms)},
-                              "unknown_n": {"0": 20}, "unknown": {str(f): {"early_stop": {"mean": 0.5 - f / 4, "std": 0.01}, "end": {"mean": 0.45 - f / 3, "std": 0.02},
-                                                                               "best_step": {"mean": 10, "std": 0}, "curve": []} for f in (0.0, 0.5, 1.0)},
+                              "base": {"known_test": {"mean": 0.9, "std": 0.01}, "new": {"mean": 0.0, "std": 0.0},
+                                       "curve": []},
+                              "table1": {a: {"mixed": cell(0.5 + i / 10, known=0.6), "sequential": cell(0.2, known=0.7)}
+                                         for i, a in enumerate(arms)},
+                              "unknown_n": {"0": 20},
+                              "unknown": {str(f): {"early_stop": {"mean": 0.5 - f / 4, "std": 0.01},
+                                                   "end": {"mean": 0.45 - f / 3, "std": 0.02},
+                                                   "best_step": {"mean": 10, "std": 0}, "curve": []}
+                                          for f in (0.0, 0.5, 1.0)},
                               "table2": {m: [report(cats)] for m in ("gradual", "one_stage")}}}
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))

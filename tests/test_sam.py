@@ -42,11 +42,13 @@ def test_one_step_equals_the_formula(adaptive, split):
     if split:
         a, b = torch.nn.Parameter(W0[:2].clone()), torch.nn.Parameter(W0[2:].clone())
         opt = SAM([{"params": [a]}, {"params": [b]}], torch.optim.SGD, rho=rho, adaptive=adaptive, lr=lr)
-        w = lambda: torch.cat([a, b])  # noqa: E731
+        def w():
+            return torch.cat([a, b])
     else:
         p = torch.nn.Parameter(W0.clone())
         opt = SAM([p], torch.optim.SGD, rho=rho, adaptive=adaptive, lr=lr)
-        w = lambda: p  # noqa: E731
+        def w():
+            return p
     g = quad_grad(W0)
     e = rho * W0 ** 2 * g / torch.linalg.norm(W0 * g) if adaptive else rho * g / torch.linalg.norm(g)
     quad_loss(w()).backward()

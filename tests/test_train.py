@@ -20,7 +20,7 @@ import eval as ev
 import train
 from conftest import ENV, ROOT, TINY, run
 import data
-from data import read_docs, read_qa
+from data import encode_pair, read_docs, read_qa
 from model import load_model, loss_sum_of, model_checks
 from trained_facts import facts_file, one_thread, trained_on_facts, write_jsonl
 
@@ -110,12 +110,14 @@ def test_load_model_and_continued_training(tiny_model, bios, tmp_path, capsys):
     assert tok2.get_vocab() == tok.get_vocab()
 
 # -----------------------------------------------------------------------------
-# DESIGN.md's tokenization pitfall: a fact's token ids are the same in every format and in the QA prompt
+# the tokenization pitfall: byte-level BPE tokenizes a word at the start of a text or a line unlike after a space,
+# so a fact's token ids must be checked to be the same in every format and in the QA prompt
 
 def test_fact_and_name_tokens_identical_in_every_format_and_in_qa(tiny_model, bios):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    def enc(s):
+        return tok(s, add_special_tokens=False)["input_ids"]
     docs = read_docs(str(bios / "docs.jsonl"))
     qa = read_qa(str(bios / "qa.jsonl"))
     by_doc = {}
@@ -139,7 +141,8 @@ def test_fact_and_name_tokens_identical_in_every_format_and_in_qa(tiny_model, bi
             fact_ids = enc(" " + d["facts"][it["relation"]])
             assert it["answer"] == d["facts"][it["relation"]]
             for fmt in range(len(augment.QA_FORMATS)):  # every --qa_aug prompt format
-                full, n_prompt = ev.encode_pair(tok, augment.qa_prompt(it["question"], fmt), augment.qa_completion(it["answer"]))
+                full, n_prompt = encode_pair(tok, augment.qa_prompt(it["question"], fmt),
+                                                augment.qa_completion(it["answer"]))
                 # the answer tokens are the fact's tokens, then the newline that stops generation
                 assert full[n_prompt:n_prompt + len(fact_ids)] == fact_ids, (it, fmt)
                 assert tok.decode(full[n_prompt + len(fact_ids):]) == "\n", (it, fmt)
@@ -155,7 +158,8 @@ def test_training_sequences_carry_the_fact_tokens(tiny_model, bios):
     from data import read_examples
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    def enc(s):
+        return tok(s, add_special_tokens=False)["input_ids"]
     files = [read_examples(str(bios / "docs.jsonl")), read_examples(str(bios / "qa.jsonl"), "train")]
     args = Namespace(aug=16, qa_aug=8, qa_pack=1, seed=0, chat=False)
     examples = data.load_examples(args, files, tok, 10 ** 6, True)
@@ -174,7 +178,8 @@ def test_training_sequences_carry_the_fact_tokens(tiny_model, bios):
         for ids, ((n_prompt, end),) in ex:
             assert end == len(ids)
             answer_ids = enc(" " + it["answer"])
-            assert ids[n_prompt:n_prompt + len(answer_ids)] == answer_ids and tok.decode(ids[n_prompt + len(answer_ids):]) == "\n"
+            assert ids[n_prompt:n_prompt + len(answer_ids)] == answer_ids
+            assert tok.decode(ids[n_prompt + len(answer_ids):]) == "\n"
 
 # -----------------------------------------------------------------------------
 # QA loss masking and the global batch
@@ -218,7 +223,8 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
             if pack and world_size == grad_accum == 1:  # 8 examples of 3 to 20 tokens: padding would double the tokens
                 assert packed
             if packed:  # rows of at most pack x the longest example
-                longest = max(len(by_first[ids[r, a].item()][0]) for r, a, b in segments(inputs, labels) if ids[r, a].item() in by_first)
+                longest = max(len(by_first[ids[r, a].item()][0]) for r, a, b in segments(inputs, labels)
+                              if ids[r, a].item() in by_first)
                 assert ids.shape[1] <= pack * longest
             for r, a, b in segments(inputs, labels):
                 if ids[r, a].item() not in by_first:  # the padding at a packed row's end
@@ -232,9 +238,11 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
                     assert b - a == L and inputs["position_ids"][r, a:b].tolist() == list(range(L))
                     assert labels[r, a] == -100  # an example's first token is no target: it has no context of its own
                 else:
-                    assert inputs["attention_mask"][r].tolist() == [1] * L + [0] * (ids.shape[1] - L) and (ids[r, L:] == PAD).all()
+                    assert inputs["attention_mask"][r].tolist() == [1] * L + [0] * (ids.shape[1] - L)
+                    assert (ids[r, L:] == PAD).all()
                 assert (labels[r, a:a + n_prompt] == -100).all()  # no loss on the prompt
-                assert labels[r, a + max(n_prompt, 1):a + L].tolist() == x[max(n_prompt, 1):]  # the answer (or every document token)
+                # the answer (or every document token)
+                assert labels[r, a + max(n_prompt, 1):a + L].tolist() == x[max(n_prompt, 1):]
                 assert (labels[r, a + L:b] == -100).all()  # no loss on the padding, although PAD == EOS
             n_targets += (labels[:, 1:] != -100).sum().item()
     assert sorted(seen) == sorted(by_first)  # every example exactly once over ranks and micro-batches
@@ -263,7 +271,8 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
         model.zero_grad()
         total = 0.0
         pieces = data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack)
-        assert any("position_ids" in inputs for inputs, _ in pieces) == (pack > 0)  # some packed, or the test tests nothing
+        # some packed, or the test tests nothing
+        assert any("position_ids" in inputs for inputs, _ in pieces) == (pack > 0)
         for inputs, labels in pieces:
             if add_mask:
                 inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
@@ -279,13 +288,15 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
             assert torch.allclose(g_packed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()), n
     loss_mixed, g_mixed = grads(2.0, add_mask=True)
     assert loss_mixed != pytest.approx(loss_pad, rel=1e-5)
-    assert not all(torch.allclose(g_mixed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item()) for n in g_pad)
+    assert not all(torch.allclose(g_mixed[n], g_pad[n], rtol=1e-4, atol=1e-6 * g_pad[n].abs().max().item())
+                   for n in g_pad)
     assert model_checks(model, "cpu") == (True, True)
 
 def test_collate_masks_a_real_qa_pair(tiny_model):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    full, n_prompt = ev.encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"), augment.qa_completion("Eugene"))
+    full, n_prompt = encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"),
+                                    augment.qa_completion("Eugene"))
     doc = tok("Ada Lee was born in Eugene.")["input_ids"] + [tok.eos_token_id]
     inputs, labels = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
     answer = tok.decode(labels[0][labels[0] != -100])
@@ -355,9 +366,9 @@ def test_overfitting_a_handful_of_facts_reaches_100_percent(overfit, tmp_path, t
 # resume after a kill
 
 def train_cmd(init, bios, out, *extra):
-    return [sys.executable, os.path.join(ROOT, "train.py"), "--init_from", str(init), "--data", str(bios / "docs.jsonl"),
-            str(bios / "qa.jsonl"), "--out_dir", str(out), "--max_steps", "30", "--batch_size", "16", "--warmup", "3",
-            *extra]
+    return [sys.executable, os.path.join(ROOT, "train.py"), "--init_from", str(init),
+            "--data", str(bios / "docs.jsonl"), str(bios / "qa.jsonl"), "--out_dir", str(out), "--max_steps", "30",
+            "--batch_size", "16", "--warmup", "3", *extra]
 
 @pytest.mark.parametrize("extra", [[], pytest.param(["--sam"], marks=pytest.mark.slow, id="sam")])
 def test_resume_after_kill_equals_uninterrupted(tiny_model, bios, tmp_path, extra):
@@ -374,7 +385,7 @@ def test_resume_after_kill_equals_uninterrupted(tiny_model, bios, tmp_path, extr
             if state_path.exists():
                 try:
                     step_at_kill = torch.load(state_path, weights_only=False)["step"]
-                except Exception:  # noqa: BLE001 (a file being replaced under us: try again)
+                except Exception:  # a file being replaced under us: try again
                     step_at_kill = None
                 if step_at_kill is not None and step_at_kill >= 5:
                     run_b.send_signal(signal.SIGKILL)
@@ -415,15 +426,17 @@ def test_keep_best_keeps_the_best_dev_model_across_a_resume(tiny_model, bios, tm
     """--keep_best: out_dir/best holds the model of the best dev exact match so far; a resumed run compares with that
     best, not with nothing (its first evaluation would replace a better model)."""
     out, qa = tmp_path / "run", bios / "qa.jsonl"
-    argv = ["--init_from", tiny_model, "--data", qa, "--eval_qa", qa, "--out_dir", out, "--max_steps", 6, "--eval_every", 2,
-            "--keep_best", "--batch_size", 4, *FAST]
+    argv = ["--init_from", tiny_model, "--data", qa, "--eval_qa", qa, "--out_dir", out, "--max_steps", 6,
+            "--eval_every", 2, "--keep_best", "--batch_size", 4, *FAST]
     run("train.py", *argv)
     dev = [r["dev_exact_match"] for r in map(json.loads, open(out / "log.jsonl")) if "dev_exact_match" in r]
     best = json.load(open(out / "best" / "args.json"))
-    assert len(dev) == 3 and best["metrics"]["dev_exact_match"] == max(dev) and best["step"] == 2 * (dev.index(max(dev)) + 1)
+    assert len(dev) == 3 and best["metrics"]["dev_exact_match"] == max(dev)
+    assert best["step"] == 2 * (dev.index(max(dev)) + 1)
     meta = json.load(open(out / "args.json"))
     assert meta["metrics"]["best_dev_exact_match"] == max(dev)
-    # as if stopped at step 4 with a best better than any evaluation can give: steps 5-6 and the evaluation at 6 must keep it
+    # as if stopped at step 4 with a best better than any evaluation can give: steps 5-6 and the evaluation at 6
+    # must keep it
     train.write_json(str(out / "args.json"), {**meta, "metrics": {"best_dev_exact_match": 2.0}})
     torch.save({**torch.load(out / "trainer_state.pt"), "step": 4}, out / "trainer_state.pt")
     assert "resuming from step 4 of 6" in run("train.py", *argv, "--resume").stdout
@@ -453,7 +466,8 @@ def test_commit_drops_an_incomplete_checkpoint_and_moves_a_complete_one(tiny_mod
     assert json.load(open(out / "args.json")) == new_args
     assert (out / "extra.bin").read_bytes() == b"x"
     assert not (out / "COMPLETE").exists()
-    assert digest(out, ("model.safetensors", "trainer_state.pt")) == {k: good[k] for k in ("model.safetensors", "trainer_state.pt")}
+    kept = ("model.safetensors", "trainer_state.pt")
+    assert digest(out, kept) == {k: good[k] for k in kept}
 
 def test_resume_without_a_checkpoint_is_an_error(bios, tmp_path, capsys):
     out = tmp_path / "none"
@@ -472,7 +486,8 @@ class Tampered:
 
 def test_resume_refuses_a_trainer_state_that_would_run_code(tiny_model, bios, tmp_path, capsys):
     out, marker = tmp_path / "run", tmp_path / "ran"
-    argv = ["--init_from", tiny_model, "--data", bios / "qa.jsonl", "--out_dir", out, "--max_steps", 2, "--batch_size", 4, *FAST]
+    argv = ["--init_from", tiny_model, "--data", bios / "qa.jsonl", "--out_dir", out, "--max_steps", 2,
+            "--batch_size", 4, *FAST]
     assert main(capsys, *argv)[0] == 0
     state = torch.load(out / "trainer_state.pt")  # what train.py writes loads with weights_only (torch.load's default)
     assert state["step"] == 2 and state["optimizer"]["state"]
@@ -480,14 +495,16 @@ def test_resume_refuses_a_trainer_state_that_would_run_code(tiny_model, bios, tm
     before = digest(out, ("model.safetensors", "args.json"))
     code, _, err = main(capsys, *argv, "--max_steps", 4, "--resume")
     assert code == 2 and len(error_lines(err)) == 1 and "trainer_state.pt: refused" in err, err
-    assert not marker.exists() and digest(out, ("model.safetensors", "args.json")) == before  # nothing ran, nothing written
+    # nothing ran, nothing written
+    assert not marker.exists() and digest(out, ("model.safetensors", "args.json")) == before
 
 # -----------------------------------------------------------------------------
 # bad input: one clear line on stderr, a non-zero exit, nothing written
 
 @pytest.fixture
 def qa_file(tmp_path):
-    return write_jsonl(tmp_path / "qa.jsonl", [{"id": "a", "question": "Where was Ada born?", "answer": "Eugene", "relation": "r"}])
+    return write_jsonl(tmp_path / "qa.jsonl",
+                       [{"id": "a", "question": "Where was Ada born?", "answer": "Eugene", "relation": "r"}])
 
 def check_data_error(capsys, tmp_path, *argv, expect=()):
     out = tmp_path / "out"
@@ -515,11 +532,13 @@ def test_malformed_jsonl_names_file_and_line(capsys, tmp_path):
     check_data_error(capsys, tmp_path, "--data", bad, expect=[f"{bad}:3:"])
 
 def test_qa_line_missing_its_answer(capsys, tmp_path):
-    bad = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Q1?", "answer": "A1"}, {"question": "Q2?", "relation": "r"}])
+    bad = write_jsonl(tmp_path / "qa.jsonl",
+                      [{"question": "Q1?", "answer": "A1"}, {"question": "Q2?", "relation": "r"}])
     check_data_error(capsys, tmp_path, "--data", bad, expect=[f"{bad}:2:", "answer"])
 
 def test_bad_eval_qa_file_is_checked_before_training(capsys, tmp_path, qa_file):
-    check_data_error(capsys, tmp_path, "--data", qa_file, "--eval_qa", tmp_path / "missing.jsonl", expect=["missing.jsonl"])
+    check_data_error(capsys, tmp_path, "--data", qa_file, "--eval_qa", tmp_path / "missing.jsonl",
+                     expect=["missing.jsonl"])
 
 def test_init_from_a_path_that_does_not_exist(tmp_path, qa_file):
     missing, out = tmp_path / "no_such_model", tmp_path / "out"
@@ -530,10 +549,10 @@ def test_init_from_a_path_that_does_not_exist(tmp_path, qa_file):
     assert "Traceback" not in res.stderr
     assert empty_or_absent(out)
 
-@pytest.mark.parametrize("argv,needle", [(["--dtype", "float8"], "--dtype"), (["--dtype", "float16"], "float16"),
-                                         (["--batch_size", "0"], "--batch_size"), (["--grad_accum", "0"], "--grad_accum"),
-                                         (["--max_steps", "0"], "--max_steps"), (["--aug", "0"], "--aug"),
-                                         (["--lr", "fast"], "--lr"), (["--fsdp"], "torchrun")])
+@pytest.mark.parametrize("argv,needle", [
+    (["--dtype", "float8"], "--dtype"), (["--dtype", "float16"], "float16"), (["--batch_size", "0"], "--batch_size"),
+    (["--grad_accum", "0"], "--grad_accum"), (["--max_steps", "0"], "--max_steps"), (["--aug", "0"], "--aug"),
+    (["--lr", "fast"], "--lr"), (["--fsdp"], "torchrun")])
 def test_bad_flag_values_are_argparse_errors(argv, needle, capsys, tmp_path, qa_file):
     out = tmp_path / "out"
     code, _, err = main(capsys, "--data", qa_file, "--out_dir", out, *argv)
@@ -551,8 +570,9 @@ def test_tokenizer_without_pad_token_still_trains(tiny_model, bios, tmp_path, ca
     tok.save_pretrained(nopad)
     assert AutoTokenizer.from_pretrained(nopad).pad_token_id is None  # the precondition really holds
     out = tmp_path / "out"
-    code, stdout, err = main(capsys, "--init_from", nopad, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--out_dir", out,
-                             "--max_steps", 3, "--batch_size", 8, "--warmup", 1, "--eval_qa", bios / "qa.jsonl", *FAST)
+    code, stdout, err = main(capsys, "--init_from", nopad, "--data", bios / "docs.jsonl", bios / "qa.jsonl",
+                             "--out_dir", out, "--max_steps", 3, "--batch_size", 8, "--warmup", 1,
+                             "--eval_qa", bios / "qa.jsonl", *FAST)
     assert code == 0, err
     rows = [json.loads(l) for l in open(out / "log.jsonl")]
     assert all(map(lambda r: r["loss"] == r["loss"], rows))  # finite, not NaN
@@ -563,9 +583,11 @@ def test_sequences_longer_than_the_context_warn_and_train(tiny_model, tmp_path, 
     from transformers import AutoConfig
     ctx = AutoConfig.from_pretrained(tiny_model).max_position_embeddings
     long_text = " ".join(f"Ada Lee visited the city of Eugene on day {i}." for i in range(ctx))
-    docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": "long", "text": long_text}, {"id": "short", "text": "Ada Lee was born in Eugene."}])
-    qa = write_jsonl(tmp_path / "qa.jsonl", [{"id": "q", "question": "Which city? " * ctx, "answer": "Eugene", "relation": "r"},
-                                             {"id": "q2", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": "long", "text": long_text},
+                                                 {"id": "short", "text": "Ada Lee was born in Eugene."}])
+    qa = write_jsonl(tmp_path / "qa.jsonl", [
+        {"id": "q", "question": "Which city? " * ctx, "answer": "Eugene", "relation": "r"},
+        {"id": "q2", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
     out = tmp_path / "out"
     code, _, err = main(capsys, "--init_from", tiny_model, "--data", docs, qa, "--out_dir", out, "--max_steps", 2,
                         "--batch_size", 2, "--warmup", 1, *FAST)
@@ -580,8 +602,9 @@ def test_qa_prompt_longer_than_the_context_does_not_poison_training(tiny_model, 
     training goes on (the item dropped or cut from the left) or one clear error before anything is written."""
     from transformers import AutoConfig
     ctx = AutoConfig.from_pretrained(tiny_model).max_position_embeddings
-    qa = write_jsonl(tmp_path / "qa.jsonl", [{"id": "long", "question": "Which city? " * ctx, "answer": "Eugene", "relation": "r"},
-                                             {"id": "short", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
+    qa = write_jsonl(tmp_path / "qa.jsonl", [
+        {"id": "long", "question": "Which city? " * ctx, "answer": "Eugene", "relation": "r"},
+        {"id": "short", "question": "Which city was Ada Lee born in?", "answer": "Eugene", "relation": "r"}])
     out = tmp_path / "out"
     code, _, err = main(capsys, "--init_from", tiny_model, "--data", qa, "--out_dir", out, "--max_steps", 4,
                         "--batch_size", 1, "--warmup", 1, "--log_every", 1, *FAST)
@@ -663,12 +686,17 @@ def test_signal_checkpoints_and_resume_equals_uninterrupted(ranks, tiny_model, b
     the main process only) mid-run, with no --save_every: the run writes a checkpoint at the step it is
     in, says how to resume, exits non-zero; --resume then ends with the uninterrupted run's weights. One
     uninterrupted run A, and a run B per signal, all three side by side."""
-    launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks else [])
-    cmd = lambda out, *extra: launcher + train_cmd(tiny_model, bios, out, "--max_steps", "60", "--log_every", "1", *extra)[1:]  # noqa: E731
-    run_a = subprocess.Popen(cmd(tmp_path / "A"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+    launcher = [sys.executable] + (torchrun if ranks else [])
+    def cmd(out, *extra):
+        return launcher + train_cmd(tiny_model, bios, out, "--max_steps", "60", "--log_every", "1", *extra)[1:]
+    run_a = subprocess.Popen(cmd(tmp_path / "A"), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     sigs = (signal.SIGINT, signal.SIGTERM)
-    dirs, errs = {sig: tmp_path / sig.name for sig in sigs}, {sig: open(tmp_path / f"{sig.name}.err", "w+") for sig in sigs}
-    runs = {sig: subprocess.Popen(cmd(dirs[sig]), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=errs[sig], start_new_session=True)
+    dirs = {sig: tmp_path / sig.name for sig in sigs}
+    errs = {sig: open(tmp_path / f"{sig.name}.err", "w+") for sig in sigs}
+    runs = {sig: subprocess.Popen(cmd(dirs[sig]), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=errs[sig],
+                                  start_new_session=True)
             for sig in sigs}
     deadline, sent = time.time() + 300, set()
     try:
@@ -698,7 +726,8 @@ def test_signal_checkpoints_and_resume_equals_uninterrupted(ranks, tiny_model, b
         assert len(lines) == 1 and sig.name in lines[0] and "--resume" in lines[0], err[-3000:]
         steps[sig] = torch.load(b_dir / "trainer_state.pt")["step"]
         assert 5 <= steps[sig] < 60 and f"at step {steps[sig]} of 60" in lines[0]
-    resumed = {sig: subprocess.Popen(cmd(dirs[sig], "--resume"), cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resumed = {sig: subprocess.Popen(cmd(dirs[sig], "--resume"), cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
                for sig in sigs}  # both side by side
     assert run_a.wait(timeout=600) == 0
     a = tensors(tmp_path / "A")
@@ -718,9 +747,11 @@ def test_help_shows_every_default_without_loading_torch(script):
     res = subprocess.run([sys.executable, "-X", "importtime", os.path.join(ROOT, script), "--help"], cwd=ROOT, env=ENV,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert not any(l.split("|")[-1].strip() == "torch" for l in res.stderr.splitlines())  # parsed before the heavy imports
+    # parsed before the heavy imports
+    assert not any(l.split("|")[-1].strip() == "torch" for l in res.stderr.splitlines())
     if script == "train.py":
-        for default in (f"(default: {train.max_steps})", f"(default: {train.lr})", f"(default: {train.batch_size})", "(default: scratch)"):
+        for default in (f"(default: {train.max_steps})", f"(default: {train.lr})", f"(default: {train.batch_size})",
+                        "(default: scratch)"):
             assert default in " ".join(res.stdout.split()), default
     if script == "gradual.py":  # the probe flags each say what they are, and train.py's pass-through flags are listed
         assert "train.py stage" in res.stdout and "--max_steps" in res.stdout and "--lr" in res.stdout
@@ -730,9 +761,11 @@ def test_help_shows_every_default_without_loading_torch(script):
 def test_a_mistyped_model_folder_fails_at_once_offline_or_not(offline, tmp_path, qa_file):
     env = {k: v for k, v in ENV.items() if k != "HF_HUB_OFFLINE"} | ({"HF_HUB_OFFLINE": offline} if offline else {})
     res = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--init_from", "outt", "--data", str(qa_file),
-                          "--out_dir", str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                          "--out_dir", str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
     lines = error_lines(res.stderr)
-    assert res.returncode == 2 and len(lines) == 1 and "outt" in lines[0] and "no such model folder" in lines[0], res.stderr
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "outt" in lines[0] and "no such model folder" in lines[0], res.stderr
     assert "Retrying" not in res.stderr and "Traceback" not in res.stderr
 
 def test_replay_is_its_share_of_every_global_batch():
@@ -740,14 +773,16 @@ def test_replay_is_its_share_of_every_global_batch():
     batches = [data.global_batch(ex, s, 8, 0, rep, 2) for s in range(14)]
     assert all(len(b) == 8 and sum(x[0][0] == "r" for x in b) == 2 for b in batches)  # 2 of 8, every step
     main_stream = [x[0][0] for b in batches for x in b if x[0][0] != "r"]
-    assert main_stream == [x[0][0] for s in range(14) for x in data.global_batch(ex, s, 6, 0)]  # the same stream as without replay
+    # the same stream as without replay
+    assert main_stream == [x[0][0] for s in range(14) for x in data.global_batch(ex, s, 6, 0)]
     replayed = [x[0][1] for b in batches for x in b if x[0][0] == "r"]
-    assert sorted(replayed[:7]) == list(range(7)) and sorted(replayed[7:14]) == list(range(7))  # epochs over the replay pool
+    # epochs over the replay pool
+    assert sorted(replayed[:7]) == list(range(7)) and sorted(replayed[7:14]) == list(range(7))
     assert data.global_batch(ex, 3, 8, 0) == data.global_batch(ex, 3, 8, 0, rep, 0)
 
 def test_sam_every_1_is_sam_and_2_lies_between(tiny_model, bios, tmp_path, capsys):
-    common = ["--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--max_steps", 6, "--batch_size", 8,
-              "--warmup", 1, "--lr", 3e-3, "--log_every", 1, *FAST]
+    common = ["--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--max_steps", 6,
+              "--batch_size", 8, "--warmup", 1, "--lr", 3e-3, "--log_every", 1, *FAST]
     runs = {"sam": ["--sam"], "sam1": ["--sam", "--sam_every", 1], "sam2": ["--sam", "--sam_every", 2], "adamw": [],
             "replay": ["--replay", bios / "docs_para.jsonl", "--replay_ratio", 0.25]}
     w = {}
@@ -759,5 +794,6 @@ def test_sam_every_1_is_sam_and_2_lies_between(tiny_model, bios, tmp_path, capsy
     for other in ("sam", "adamw"):
         assert not all(torch.equal(w["sam2"][k], w[other][k]) for k in w["sam2"])
     rows = [json.loads(l) for l in open(tmp_path / "sam2" / "log.jsonl")]
-    assert [("loss_adv" in r) for r in rows] == [r["step"] % 2 == 1 for r in rows]  # SAM on steps 0, 2, 4 (logged as 1, 3, 5)
+    # SAM on steps 0, 2, 4 (logged as 1, 3, 5)
+    assert [("loss_adv" in r) for r in rows] == [r["step"] % 2 == 1 for r in rows]
     assert not all(torch.equal(w["replay"][k], w["adamw"][k]) for k in w["adamw"])

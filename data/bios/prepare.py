@@ -9,8 +9,9 @@ pairs each, and people split into train / dev / test. Deterministic from --seed,
     python data/bios/prepare.py --gradual             # also qa_gradual.jsonl: README's Table 2 data, for gradual.py
 
 The first sentence names the person by full name and the others say He / She, as in bioS (with
---fullname every sentence names the person: an easier world, where extraction is nearly free). No answer is a substring of another answer of the same relation, so exact match is
-unambiguous (the pools are filtered for that below).
+--fullname every sentence names the person: an easier world, where extraction is nearly free). No answer is
+a substring of another answer of the same relation, so exact match is unambiguous (the pools are filtered for
+that below).
 """
 import argparse
 import json
@@ -86,8 +87,8 @@ Science, Mathematics, Mechanical Engineering, Medicine, Meteorology, Microbiolog
 Museum Studies, Music Theory, Nanotechnology, Naval Architecture, Neuroscience, Nuclear Engineering,
 Nursing, Nutrition, Oceanography, Operations Research, Optometry, Paleontology, Pharmacology, Philosophy,
 Photography, Physical Therapy, Physics, Political Science, Psychology, Public Health, Public Policy,
-Radiology, Religious Studies, Robotics, Sociology, Software Engineering, Soil Science, Statistics,
-Supply Chain Management, Theater, Toxicology, Urban Planning, Veterinary Science, Viticulture, Zoology""".replace("\n", " ")
+Radiology, Religious Studies, Robotics, Sociology, Software Engineering, Soil Science, Statistics, Supply Chain
+Management, Theater, Toxicology, Urban Planning, Veterinary Science, Viticulture, Zoology""".replace("\n", " ")
 MAJORS = [m.strip() for m in MAJORS.split(",")]
 MONTHS = "January February March April May June July August September October November December".split()
 RELATIONS = ["birth_date", "birth_city", "university", "major", "employer", "employer_city"]
@@ -135,7 +136,8 @@ def make_people(n, rng):
         employer = rng.choice(employers)
         people.append(dict(name=name, he=he, employer=employer, employer_city=employer_city[employer],
                            birth_date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}, {rng.randint(1900, 2099)}",
-                           birth_city=rng.choice(cities), university=rng.choice(universities), major=rng.choice(majors)))
+                           birth_city=rng.choice(cities), university=rng.choice(universities),
+                           major=rng.choice(majors)))
     return people
 
 def document(p, templates, fullname):
@@ -160,9 +162,12 @@ def main(argv=None):
     parser.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)), help="output folder")
     parser.add_argument("--split", type=float, nargs=3, default=[0.45, 0.10, 0.45], metavar=("TRAIN", "DEV", "TEST"),
                         help="fractions of people in the train / dev / test splits")
-    parser.add_argument("--paraphrases", type=int, default=0, help="also write docs_para.jsonl with P rewrites per person")
-    parser.add_argument("--fullname", action="store_true", help="the full name in every sentence (bioS fullname; easier)")
-    parser.add_argument("--gradual", action="store_true", help="also write qa_gradual.jsonl: the held-out (test) people split in "
+    parser.add_argument("--paraphrases", type=int, default=0,
+                        help="also write docs_para.jsonl with P rewrites per person")
+    parser.add_argument("--fullname", action="store_true",
+                        help="the full name in every sentence (bioS fullname; easier)")
+    parser.add_argument("--gradual", action="store_true",
+                        help="also write qa_gradual.jsonl: the held-out (test) people split in "
                         "halves, train (probed and fine-tuned by gradual.py) and test, plus the dev people")
     args = parser.parse_args(argv)
     if args.people < 3:
@@ -176,7 +181,8 @@ def main(argv=None):
         doc_id = f"p{i:05d}"
         split = "train" if i < n_train else "dev" if i < n_train + n_dev else "test"
         facts = {r: p[r] for r in RELATIONS}
-        docs.append({"id": doc_id, "text": document(p, [(r, TEMPLATES[r][0]) for r in RELATIONS], args.fullname), "facts": facts})
+        text = document(p, [(r, TEMPLATES[r][0]) for r in RELATIONS], args.fullname)
+        docs.append({"id": doc_id, "text": text, "facts": facts})
         qa += [{"id": f"{doc_id}/{r}", "question": QUESTIONS[r].format(**p), "answer": p[r], "relation": r,
                 "doc_id": doc_id, "split": split} for r in RELATIONS]
         for j in range(args.paraphrases):  # other templates and a shuffled sentence order: the paraphrase arm
@@ -188,7 +194,8 @@ def main(argv=None):
     write_jsonl(os.path.join(args.out_dir, "qa.jsonl"), qa)
     if args.paraphrases:
         write_jsonl(os.path.join(args.out_dir, "docs_para.jsonl"), para)
-    if args.gradual:  # a base model trained on docs + train QA knows the test people's facts only partly: gradual's pool
+    # a base model trained on docs + train QA knows the test people's facts only partly: gradual's pool
+    if args.gradual:
         write_jsonl(os.path.join(args.out_dir, "qa_gradual.jsonl"), [{**it, "split": "dev" if it["split"] == "dev" else
                     ("train", "test")[int(it["doc_id"][1:]) % 2]} for it in qa if it["split"] in ("dev", "test")])
     print(f"wrote {len(docs)} documents, {len(qa)} QA items{f', {len(para)} paraphrases' if para else ''} "

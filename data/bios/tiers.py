@@ -11,7 +11,7 @@ people and answers questions about them, then learns new ones. One seed gives th
     python data/bios/tiers.py                                  # -> data/bios/pretrained/ (400 / 300 / 200 people)
     python data/bios/tiers.py --known 60 --longtail 60 --new 40 --seed 1 --out_dir /tmp/tiers
     python train.py --data W/pretrain.jsonl W/qa_known.jsonl --aug 4 --qa_pack 4 --max_steps 3000 \\
-        --eval_qa W/qa_known.jsonl --out_dir W/base          # "the pretrained LLM" (experiments/reproduce.py caches one a seed)
+        --eval_qa W/qa_known.jsonl --out_dir W/base  # "the pretrained LLM" (experiments/reproduce.py caches one a seed)
     python eval.py --model W/base --qa W/qa_tiers.jsonl       # its exact match per tier (the split column)
 
 Files (W = --out_dir): pretrain.jsonl (known + long-tail documents), qa_known.jsonl, new_docs.jsonl,
@@ -38,12 +38,17 @@ def split_of(i, n, fractions):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--known", type=int, default=400, help="known people (default: %(default)s)")
-    p.add_argument("--longtail", type=int, default=300, help="long-tail people, spread evenly over --exposure (default: %(default)s)")
+    p.add_argument("--longtail", type=int, default=300,
+                   help="long-tail people, spread evenly over --exposure (default: %(default)s)")
     p.add_argument("--new", type=int, default=200, help="new people (default: %(default)s)")
-    p.add_argument("--exposure", type=int, nargs="+", default=[1, 2, 4], help="copies of a long-tail biography (default: 1 2 4)")
-    p.add_argument("--paraphrases", type=int, default=4, help="paraphrases of each known biography (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, byte-identical files; default: %(default)s)")
-    p.add_argument("--out_dir", default=os.path.join(HERE, "pretrained"), help="output folder (default: data/bios/pretrained)")
+    p.add_argument("--exposure", type=int, nargs="+", default=[1, 2, 4],
+                   help="copies of a long-tail biography (default: 1 2 4)")
+    p.add_argument("--paraphrases", type=int, default=4,
+                   help="paraphrases of each known biography (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed (same seed, byte-identical files; default: %(default)s)")
+    p.add_argument("--out_dir", default=os.path.join(HERE, "pretrained"),
+                   help="output folder (default: data/bios/pretrained)")
     args = p.parse_args(argv)
     if min(args.known, args.longtail, args.new) < 3 or min(args.exposure) < 1:
         p.error("--known, --longtail and --new need at least 3 people (one per split), --exposure at least 1 copy")
@@ -71,8 +76,8 @@ def main(argv=None):
             new_para += [{"id": f"{pid}#para{j}", "text": paraphrase(person), "facts": facts} for j in range(4)]
             heldout += [{"id": f"{pid}#para{j}", "text": paraphrase(person), "facts": facts} for j in range(4, 8)]
         else:  # separate documents (ids without '#'): each copy is one more exposure a pass
-            pretrain += [{"id": pid if j == 0 else f"{pid}.{j}", "text": canonical if j == 0 else paraphrase(person), "facts": facts,
-                          "tier": tier} for j in range(copies)]
+            pretrain += [{"id": pid if j == 0 else f"{pid}.{j}", "text": canonical if j == 0 else paraphrase(person),
+                          "facts": facts, "tier": tier} for j in range(copies)]
         split = split_of(k, n, (0.45, 0.10)) if tier in ("known", "new") else None
         qa[pid] = [{"id": f"{pid}/{r}", "question": QUESTIONS[r].format(**person), "answer": person[r], "relation": r,
                     "doc_id": pid, "tier": tier, "split": split} for r in RELATIONS]
@@ -83,13 +88,15 @@ def main(argv=None):
     pool += [it["doc_id"] for it in known if it["split"] == "test" and it["relation"] == RELATIONS[0]]
     rng.shuffle(pool)
     slick = [{**it, "split": split_of(k, len(pool), (0.5, 0.1))} for k, pid in enumerate(pool) for it in qa[pid]]
-    tiers = [{**it, "split": it["tier"] if it["tier"] != "known" else f"known_{it['split']}"} for items in qa.values() for it in items]
+    tiers = [{**it, "split": it["tier"] if it["tier"] != "known" else f"known_{it['split']}"}
+             for items in qa.values() for it in items]
     os.makedirs(args.out_dir, exist_ok=True)
     for name, rows in (("pretrain", pretrain), ("qa_known", known), ("new_docs", new_docs), ("new_para", new_para),
                        ("new_para_heldout", heldout), ("qa_new", new), ("qa_slick", slick), ("qa_tiers", tiers)):
         write_jsonl(os.path.join(args.out_dir, f"{name}.jsonl"), rows)
     print(f"wrote {args.known} known, {args.longtail} long-tail (exposure {' / '.join(map(str, args.exposure))}) and "
-          f"{args.new} new people: {len(pretrain)} pretraining documents, {len(known) + len(new) + len(slick)} QA items, to {args.out_dir}")
+          f"{args.new} new people: {len(pretrain)} pretraining documents, {len(known) + len(new) + len(slick)} QA "
+          f"items, to {args.out_dir}")
 
 if __name__ == "__main__":
     main()

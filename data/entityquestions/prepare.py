@@ -2,9 +2,9 @@
 EntityQuestions (Sciavolino et al., EMNLP 2021), the data SliCK (Gekhman et al. 2024) probes, as the repo's QA
 JSONL: one file with every relation and the release's own train / dev / test splits.
 
-    python data/entityquestions/prepare.py                              # download the release -> data/entityquestions/qa.jsonl
+    python data/entityquestions/prepare.py                        # fetch the release -> data/entityquestions/qa.jsonl
     python data/entityquestions/prepare.py --relations P19 P36 P106 --max_per_split 2000
-    python data/entityquestions/prepare.py --archive dataset.zip        # a release archive already on disk (offline)
+    python data/entityquestions/prepare.py --archive dataset.zip  # a release archive already on disk (offline)
 
 The downloaded release is kept in data/entityquestions/dataset.zip (--cache, ignored by git) and reused by later
 calls; without a network, download it elsewhere and pass --archive (experiments/reproduce.py and bench.py take
@@ -35,11 +35,13 @@ def convert(archive, relations=None, max_per_split=0, seed=0):
         z = zipfile.ZipFile(archive if isinstance(archive, str) else io.BytesIO(archive))
     except (zipfile.BadZipFile, OSError) as e:
         raise ValueError(f"not a zip archive ({e})") from None
-    files = sorted((m.group(2), m.group(1), name) for name in z.namelist() if (m := MEMBER.search(name)) and m.group(1) == m.group(3))
+    files = sorted((m.group(2), m.group(1), name) for name in z.namelist()
+                   if (m := MEMBER.search(name)) and m.group(1) == m.group(3))
     if relations:
         files = [f for f in files if f[0] in relations]
     if not files:
-        raise ValueError(f"no dataset/<split>/P<id>.<split>.jsonl files{' of ' + ' '.join(relations) if relations else ''} in it")
+        raise ValueError(f"no dataset/<split>/P<id>.<split>.jsonl files"
+                         f"{' of ' + ' '.join(relations) if relations else ''} in it")
     rows = []
     for relation, split, name in files:
         items = []
@@ -53,7 +55,8 @@ def convert(archive, relations=None, max_per_split=0, seed=0):
                 raise ValueError(f"{name}:{lineno}: expected {{\"question\": ..., \"answers\": [...]}}") from None
             if not isinstance(question, str) or not question.strip() or not isinstance(answers, list) or not answers:
                 raise ValueError(f"{name}:{lineno}: empty question or answers")
-            items.append({"id": f"{relation}/{split}/{lineno}", "question": question, "answers": answers, "relation": relation, "split": split})
+            items.append({"id": f"{relation}/{split}/{lineno}", "question": question, "answers": answers,
+                          "relation": relation, "split": split})
         if max_per_split and len(items) > max_per_split:  # the same sample for the same seed, in file order
             keep = set(random.Random(f"{seed}:{relation}:{split}").sample(range(len(items)), max_per_split))
             items = [it for i, it in enumerate(items) if i in keep]
@@ -74,9 +77,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archive", default=None, help="a release archive on disk (default: download it from --url)")
     p.add_argument("--url", default=URL, help="where the release archive is downloaded from")
-    p.add_argument("--cache", default=os.path.join(HERE, "dataset.zip"), help="where a downloaded archive is kept, and read from next time")
-    p.add_argument("--relations", nargs="+", default=None, help="keep these relations only (e.g. P19 P36); default: all")
-    p.add_argument("--max_per_split", type=int, default=0, help="at most this many items per relation and split (0: all)")
+    p.add_argument("--cache", default=os.path.join(HERE, "dataset.zip"),
+                   help="where a downloaded archive is kept, and read from next time")
+    p.add_argument("--relations", nargs="+", default=None,
+                   help="keep these relations only (e.g. P19 P36); default: all")
+    p.add_argument("--max_per_split", type=int, default=0,
+                   help="at most this many items per relation and split (0: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --max_per_split sample")
     p.add_argument("--out", default=os.path.join(HERE, "qa.jsonl"), help="output QA JSONL")
     args = p.parse_args(argv)

