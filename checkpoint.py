@@ -125,8 +125,16 @@ def finish_distributed():
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
-def resume_command(argv, world_size, ddp):
-    """The command line that continues this run from its checkpoint."""
-    launcher = ["torchrun", f"--nproc_per_node={world_size}"] if ddp else ["python"]
-    flags = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"]
-    return shlex.join(map(str, launcher + [sys.argv[0]] + flags + ["--resume"]))
+def stop_run(args, stop, step, steps, argv, master, world_size, ddp):
+    """After a signal's checkpoint: the command that resumes, then exit 128 + the signal (a rank may stop for another's:
+    SIGTERM then)."""
+    signum = stop[0] if stop else signal.SIGTERM
+    if master:
+        launcher = ["torchrun", f"--nproc_per_node={world_size}"] if ddp else ["python"]
+        flags = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"]
+        print(f"\ntrain.py: stopped by {signal.Signals(signum).name} at step {step} of {steps}; checkpoint in "
+              f"{args.out_dir}. Resume: {shlex.join(map(str, launcher + [sys.argv[0]] + flags + ['--resume']))}",
+              file=sys.stderr)
+    if ddp:
+        finish_distributed()
+    sys.exit(128 + signum)

@@ -40,6 +40,8 @@ def get_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="with --shots: seed of the exemplar choice (probe.py's --seed)")
     p.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template (zero-shot)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="the weights' precision (auto: bf16 where the device computes it natively and it pays)")
     args = p.parse_args(argv)
     if args.shots and args.chat:
         p.error("--shots builds plain few-shot prompts; --chat asks zero-shot in the chat template: choose one")
@@ -51,7 +53,7 @@ if __name__ == "__main__":
 import torch  # only now, after the arguments: --help and a mistyped flag answer at once, before torch loads
 
 from decode import generate, score_gold
-from model import load_model
+from model import load_in
 
 
 # -----------------------------------------------------------------------------
@@ -130,17 +132,18 @@ def main(argv=None):
         if args.probe:
             with open(args.probe, encoding="utf-8") as f:
                 categories = {r["id"]: r["category"] for r in map(json.loads, f)}
-        model, tokenizer = load_model(args.model, device)
+        model, tokenizer, why = load_in(args.model, device, args.dtype)
     except (DataError, OSError, KeyError, json.JSONDecodeError) as e:
         print(f"eval.py: {e}", file=sys.stderr)
         sys.exit(2)
     result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories, progress=True,
                       shots=args.shots, pool=pool, seed=args.seed)
     split, shots = f" [{args.split}]" if args.split else "", f", {args.shots}-shot" if args.shots else ""
-    print_table(result, f"{args.model} on {args.qa}{split}{shots}")
+    print_table(result, f"{args.model} on {args.qa}{split}{shots} ({why})")
     if args.out:
         with open(args.out + ".tmp", "w") as f:
-            json.dump(dict(model=args.model, qa=args.qa, split=args.split, shots=args.shots) | result, f, indent=1)
+            json.dump(dict(model=args.model, qa=args.qa, split=args.split, shots=args.shots,
+                           dtype=str(next(model.parameters()).dtype).removeprefix("torch.")) | result, f, indent=1)
         os.replace(args.out + ".tmp", args.out)
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ a re-run of gradual.py skips the stages already finished.
     python gradual.py --nproc 8 --model Qwen/Qwen2-7B --qa qa.jsonl --out_dir runs/qwen --dtype bfloat16
 
 Probe flags (--n_prompts, --samples, ...) go to every probe; flags gradual.py does not know go to every
-train.py stage. Baselines with the same budget: --baseline one_stage (MaybeKnown, both stages' steps in
-one run), two_rounds (stage 2 on MaybeKnown again), random (stage 2 on random train items, as many as
-the gradual stage-2 set), all (every train item, both stages' steps in one run). Probing the base model a
-second time with another seed gives the transition matrix of probe noise alone, reported beside the real ones.
+train.py stage (and --dtype to every stage: train.py, probe.py, eval.py). Baselines with the same budget:
+--baseline one_stage (MaybeKnown, both stages' steps in one run), two_rounds (stage 2 on MaybeKnown again),
+random (stage 2 on random train items, as many as the gradual stage-2 set), all (every train item, both stages'
+steps in one run). Probing the base model a second time with another seed gives the transition matrix of probe
+noise alone, reported beside the real ones.
 """
 import argparse
 import json
@@ -92,7 +93,7 @@ def do_probe(args, model, split, name, seed=None):
                  "--seed", args.seed if seed is None else seed]
         for flag, *_ in PROBE_FLAGS:
             flags += [flag.replace("probe_", ""), getattr(args, flag[2:])]
-        run(args, "probe.py", flags + (["--fast"] if args.fast else []))
+        run(args, "probe.py", flags + ["--dtype", args.dtype] + (["--fast"] if args.fast else []))
     with open(out) as f:
         return {r["id"]: r["category"] for r in map(json.loads, f)}
 
@@ -121,7 +122,8 @@ def do_eval(args, model, name, test_categories):
     out = os.path.join(args.out_dir, f"eval_{name}.json")
     if not os.path.exists(out):
         flags = ["--model", model, "--qa", args.qa, "--split", "test", "--out", out, "--probe", test_categories]
-        run(args, "eval.py", flags + ["--shots", args.eval_shots, "--seed", args.seed], distributed=False)
+        run(args, "eval.py", flags + ["--shots", args.eval_shots, "--seed", args.seed, "--dtype", args.dtype],
+            distributed=False)
     with open(out) as f:
         return json.load(f)
 
@@ -159,7 +161,7 @@ def main(argv=None):
     args, train_flags = get_args(argv)
     if int(os.environ.get("RANK", 0)) != 0:
         return  # launched under torchrun: rank 0 drives the stages, each of them a torchrun of its own
-    train_args(train_flags)
+    args.dtype = train_args(train_flags).dtype  # train.py's flag, passed on to every probe and evaluation too
     os.makedirs(args.out_dir, exist_ok=True)
     try:
         train_items = {it["id"]: it for it in read_qa(args.qa, "train")}

@@ -179,6 +179,32 @@ def model_checks(model, device):
         return torch.allclose(x, y, atol=1e-3 * y.abs().max().item() + 1e-6)
     return close(row, alone), close(*losses)
 
+def pick_dtype(name, device, width=None):
+    """(dtype, why) for --dtype: float32, bfloat16, or auto: bf16 where the device computes it natively (CUDA with
+    bf16; a CPU with AVX512-BF16 or AMX) and, on a CPU, the model is at least 256 wide (bench.py: a 128-wide model
+    trains only 1.1-1.25x faster in bf16 there, not worth leaving fp32; 256 wide 1.6x, SmolLM2 2x); else float32."""
+    if name != "auto":
+        return getattr(torch, name), f"--dtype {name}"
+    if str(device).startswith("cuda"):
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "auto: bf16 on this GPU"
+        return torch.float32, "auto: fp32, no bf16 on this GPU"
+    caps = getattr(torch.cpu, "get_capabilities", dict)()  # (torch >= 2.8; before it, AVX512-BF16 is asked alone)
+    if not any(v is True and "bf16" in k for k, v in caps.items()) and \
+            not getattr(torch.cpu, "_is_avx512_bf16_supported", bool)():
+        return torch.float32, "auto: fp32, this CPU computes no bf16 natively"
+    if width is not None and width < 256:
+        return torch.float32, f"auto: fp32, a {width}-wide model gains little from bf16 on a CPU"
+    return torch.bfloat16, "auto: bf16, native on this CPU"
+
+def load_in(path, device, name):
+    """load_model with the weights in --dtype `name` (inference: bench.py measured bf16 weights as fast as autocast,
+    at half the memory); (model, tokenizer, why). On a GPU a bf16 model loads as bf16; on a CPU auto reads its width."""
+    early = pick_dtype(name, device)[0] if name != "auto" or str(device).startswith("cuda") else None
+    model, tokenizer = load_model(path, device, early)
+    dtype, why = pick_dtype(name, device, model.config.hidden_size)
+    return model.to(dtype), tokenizer, why
+
 def check_packing(model, pack, device, warn=True):
     """(pack, gather): --pack where the model keeps packed examples apart (0, pad instead, where it does not: said
     once), and whether loss_sum_of may compute logits only where a target is (model_checks)."""

@@ -41,6 +41,8 @@ def get_args(argv=None):
     p.add_argument("--batch_size", type=int, default=32, help="questions per batch (times 1 + samples rows)")
     p.add_argument("--max_new_tokens", type=int, default=24, help="longest answer generated")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="the weights' precision (auto: bf16 where the device computes it natively and it pays)")
     args = p.parse_args(argv)
     for name in ("n_prompts", "samples", "batch_size"):
         if getattr(args, name) < 1:
@@ -54,7 +56,7 @@ import torch  # after the flags are parsed: --help answers in a second
 
 from decode import decode, left_pad, prefix_cache, score_gold, stop_ids
 from eval import exact_match
-from model import load_model
+from model import load_in
 
 
 def category(p_greedy, p_sample):
@@ -125,7 +127,8 @@ def probe(model, tokenizer, items, pool, args, rank=0, world_size=1, progress=Fa
     bar.close()
     return dict(counts)
 
-def finish(items, counts, args):
+def finish(items, counts, args, dtype):
+    """One output row a question: its counts, P_greedy, P_sample, category, and the precision it was probed in."""
     rows = []
     for it in items:
         g, s = counts[it["id"]]
@@ -137,7 +140,8 @@ def finish(items, counts, args):
             cat = category(p_greedy, p_sample)
         rows.append({"id": it["id"], "relation": it["relation"], "split": it["split"], "question": it["question"],
                      "answers": it["answers"], "greedy_correct": g, "sample_correct": s, "n_prompts": args.n_prompts,
-                     "samples": args.samples, "p_greedy": p_greedy, "p_sample": p_sample, "category": cat})
+                     "samples": args.samples, "p_greedy": p_greedy, "p_sample": p_sample, "category": cat,
+                     "dtype": dtype})
     return rows
 
 def summary(rows):
@@ -165,11 +169,12 @@ def main(argv=None):
         if source == "train" and rank == 0:
             print(f"probe.py: {args.qa} has no dev split: few-shot exemplars come from the train split",
                   file=sys.stderr)
-        model, tokenizer = load_model(args.model, device,
-                                      torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        model, tokenizer, why = load_in(args.model, device, args.dtype)
     except DataError as e:
         print(f"probe.py: {e}", file=sys.stderr)
         sys.exit(2)
+    if rank == 0:
+        print(f"probe.py: {len(items)} questions of {args.qa}, {why}", flush=True)
     counts = probe(model, tokenizer, items, pool, args, rank, world_size, progress=rank == 0)
     if ddp:  # one merged output: every rank's counts to rank 0
         parts = [None] * world_size
@@ -183,7 +188,7 @@ def main(argv=None):
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if rank == 0:
-        rows = finish(items, counts, args)
+        rows = finish(items, counts, args, str(next(model.parameters()).dtype).removeprefix("torch."))
         tmp = args.out + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

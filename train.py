@@ -90,7 +90,8 @@ def get_parser():
     a("--resume", action="store_true", help="continue from the checkpoint in --out_dir")
     a("--fsdp", action="store_true", help="shard the model with FSDP2 (fully_shard per block) under torchrun")
     a("--device", default="auto", help="cpu, cuda, ... (auto: cuda if available)")
-    a("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="autocast dtype (auto: bf16 on GPU)")
+    a("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="the math's precision (autocast; auto: "
+      "bf16 where the device computes it natively and it pays, model.pick_dtype)")
     a("--chat", action="store_true", help="QA items in the tokenizer's chat template")
     a("--eval_qa", default=eval_qa, help="QA file: dev-split accuracy every --eval_every steps, dev + test at the end "
       "(default: the bios QA with the default data)")
@@ -122,10 +123,11 @@ import torch
 from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
-from checkpoint import (agree_to_stop, catch_signals, commit, finish_distributed, load_state, restore, resume_command,
-                        save, start_log, write_json)
+from checkpoint import (agree_to_stop, catch_signals, commit, finish_distributed, load_state, restore, save, start_log,
+                        stop_run, write_json)
 from eval import evaluate, print_table
-from model import build, check_packing, distribute, loss_sum_of, measure_peak_flops, peak_memory, sync, train_flops
+from model import (build, check_packing, distribute, loss_sum_of, measure_peak_flops, peak_memory, pick_dtype, sync,
+                   train_flops)
 from sam import SAM
 
 # where this process runs (torchrun's ranks; one process: rank 0 of 1), and what trains and a checkpoint holds (the
@@ -137,7 +139,7 @@ Learner = namedtuple("Learner", "model raw_model tokenizer optimizer")
 # setup, data, model
 
 def setup(args):
-    """Ranks (torchrun's environment switches DDP on), the device, the autocast precision, the seed."""
+    """Ranks (torchrun's environment switches DDP on), the device, the seed (the precision comes with the model)."""
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, local_rank, world_size = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else \
         (0, 0, 1)
@@ -147,11 +149,8 @@ def setup(args):
         torch.cuda.set_device(device)
     if ddp:
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32,
-             "float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
-    autocast = torch.autocast(device.split(":")[0], dtype=dtype) if dtype != torch.float32 else nullcontext()
     torch.manual_seed(args.seed + rank)  # per-rank seed (no dropout by default, so nothing depends on it)
-    return Run(ddp, rank, local_rank, world_size, rank == 0, device, dtype, autocast)
+    return Run(ddp, rank, local_rank, world_size, rank == 0, device, None, None)
 
 def read_inputs(args, run):
     """Every input, read and checked: training files, replay files, evaluation items, the trainer state to resume."""
@@ -273,16 +272,6 @@ def finish(args, learner, items, step, metrics, run):
     if failed:
         sys.exit(4)
 
-def stop_run(args, stop, step, steps, argv, run):
-    """After a signal's checkpoint: say how to resume, exit with 128 + the signal (a rank may stop for another's)."""
-    signum = stop[0] if stop else signal.SIGTERM
-    if run.master:
-        print(f"\ntrain.py: stopped by {signal.Signals(signum).name} at step {step} of {steps}; checkpoint in "
-              f"{args.out_dir}. Resume: {resume_command(argv, run.world_size, run.ddp)}", file=sys.stderr)
-    if run.ddp:
-        finish_distributed()
-    sys.exit(128 + signum)
-
 # -----------------------------------------------------------------------------
 
 def main(argv=None):
@@ -302,6 +291,9 @@ def main(argv=None):
         print(f"train.py: {e}", file=sys.stderr)
         sys.exit(2)
     args.pack, gather = check_packing(raw_model.to(run.device).train(), args.pack, run.device, run.master)
+    dtype, why = pick_dtype(args.dtype, run.device, raw_model.config.hidden_size)  # fp32 weights; bf16 math: autocast
+    run = run._replace(dtype=dtype, autocast=torch.autocast(run.device.split(":")[0], dtype) if dtype != torch.float32
+                       else nullcontext())
     model = distribute(raw_model, args.fsdp, run.ddp, run.local_rank, run.device)
     optimizer = make_optimizer(args, raw_model, run.device)
     learner = Learner(model, raw_model, tokenizer, optimizer)
@@ -309,13 +301,13 @@ def main(argv=None):
     n_replay = round(args.replay_ratio * global_size) if replay else 0  # examples of each global batch from --replay
     steps = math.ceil(args.epochs * len(examples) / (global_size - n_replay)) if args.epochs else args.max_steps
     step = restore(args, model, optimizer, state)
-    metrics = start_log(args, step, run.master)
+    metrics = start_log(args, step, run.master) | {"dtype": str(dtype).removeprefix("torch.")}
     clock = dict(t0=time.perf_counter(), tokens=0, step=step,
                  peak=args.peak_tflops * 1e12 or measure_peak_flops(run.device, run.dtype))
     if run.master:
         print(f"{sum(p.numel() for p in raw_model.parameters()) / 1e6:.2f}M params | {len(examples)} examples | global "
               f"batch {global_size} | {steps} steps | {'SAM' if args.sam else 'AdamW'} | {run.world_size} rank(s) on "
-              f"{run.device} | peak {clock['peak'] / 1e12:.2f} TFLOP/s" +
+              f"{run.device} | {why} | peak {clock['peak'] / 1e12:.2f} TFLOP/s" +
               (f"\nresuming from step {step} of {steps} ({args.out_dir})" if args.resume else ""))
     stop, handlers = catch_signals()  # Ctrl-C, SIGTERM: the step finishes, a checkpoint, the resume command
     bar = tqdm(total=steps, initial=step, disable=not run.master, dynamic_ncols=True, unit=" steps")
@@ -356,7 +348,7 @@ def main(argv=None):
             save(args.out_dir, args, learner, step, metrics, run.master)
         if stopping:
             bar.close()
-            stop_run(args, stop, step, steps, argv, run)
+            stop_run(args, stop, step, steps, argv, run.master, run.world_size, run.ddp)
     bar.close()
     for sig, handler in handlers.items():  # the caller's handlers again (train.main may run inside another program)
         signal.signal(sig, handler)

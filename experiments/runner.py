@@ -25,6 +25,9 @@ from launch import run_script
 from model import load_model
 
 STOPPED = (130, 143, -2, -15)  # exit codes of a script stopped by Ctrl-C or SIGTERM: not a failure
+# the precision of every train.py / eval.py / probe.py / gradual.py a job runs unless its command says --dtype: the
+# recorded numbers were made in fp32 (reproduce.py reproduces them on any machine); a table in bf16 asks for it
+DTYPE = "float32"
 
 
 class Arm(NamedTuple):
@@ -83,6 +86,8 @@ class Runner:
         open(log, "w").close()
         for cmd in cmds:
             cmd = [str(c) for c in cmd] + (["--device", self.device] if cmd[0] == "train.py" else [])
+            if cmd[0] in ("train.py", "eval.py", "probe.py", "gradual.py") and "--dtype" not in cmd:
+                cmd += ["--dtype", DTYPE]
             if cmd[0] == "train.py" and os.path.exists(
                     os.path.join(ROOT, cmd[cmd.index("--out_dir") + 1], "trainer_state.pt")):
                 cmd.append("--resume")  # stopped before (SIGTERM, Ctrl-C: train.py saved its step): on from there

@@ -73,6 +73,7 @@ def test_a_stopped_run_resumes(tmp_path, monkeypatch):
     cmds = [["train.py", "--out_dir", a, "--max_steps", 5], ["eval.py", "--model", a, "--out", tmp_path / "a.json"]]
     os.makedirs(a)
     assert r.run_job("a", cmds) and "--resume" not in ran[0]
+    assert [c[c.index("--dtype") + 1] for c in ran] == ["float32", "float32"]  # the recorded numbers' precision
     os.remove(os.path.join(a, "job.json"))
     open(os.path.join(a, "trainer_state.pt"), "w").close()  # what a stopped train.py leaves
     ran.clear()
