@@ -43,9 +43,13 @@ QA_FORMATS = [  # prompt formats for a question; the answer follows as " ANSWER\
     "Please answer: {question}\nThe answer is:",
 ]
 
+# a format no training run uses (--qa_aug K takes QA_FORMATS' first K): do prompt formats generalize to a new one?
+HELDOUT_QA_FORMAT = "Query: {question}\nReply:"
+
 def qa_prompt(question, fmt=0):
-    """The prompt for a question in format `fmt` (0 is the canonical one probe.py and eval.py use)."""
-    return QA_FORMATS[fmt % len(QA_FORMATS)].format(question=question)
+    """The prompt for a question in format `fmt` (0 is the canonical one probe.py and eval.py use; "heldout" the one
+    no training run uses)."""
+    return (HELDOUT_QA_FORMAT if fmt == "heldout" else QA_FORMATS[fmt % len(QA_FORMATS)]).format(question=question)
 
 def qa_completion(answer):
     """What the model learns to produce after a prompt: the answer, then a newline that ends it."""

@@ -38,11 +38,15 @@ def get_args(argv=None):
     p.add_argument("--shots", type=int, default=0,
                    help="few-shot: K exemplars of the item's relation from the dev split first")
     p.add_argument("--seed", type=int, default=0, help="with --shots: seed of the exemplar choice (probe.py's --seed)")
+    p.add_argument("--prompt_format", default="0", help="the question's prompt format: an index of augment.QA_FORMATS "
+                   "(0: 'Question: ..\\nAnswer:'), or heldout: one no training run uses (does --qa_aug generalize?)")
     p.add_argument("--chat", action="store_true", help="ask with the tokenizer's chat template (zero-shot)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda if available)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                    help="the weights' precision (auto: bf16 where the device computes it natively and it pays)")
     args = p.parse_args(argv)
+    if args.prompt_format != "heldout" and not args.prompt_format.isdigit():
+        p.error(f"--prompt_format {args.prompt_format}: an index of augment.QA_FORMATS, or heldout")
     if args.shots and args.chat:
         p.error("--shots builds plain few-shot prompts; --chat asks zero-shot in the chat template: choose one")
     return args
@@ -72,13 +76,14 @@ def contains(pred, answers):
 # evaluation and report
 
 def evaluate(model, tokenizer, items, batch_size=64, chat=False, fast=False, categories=None, progress=False,
-             desc="eval", shots=0, pool=(), seed=0):
+             desc="eval", shots=0, pool=(), seed=0, prompt_format=0):
     """Exact match and contains over QA items, overall and by relation / split / probe category. shots > 0: each
-    item after `shots` exemplars of its relation from `pool` (probe.py's first prompt for `seed`)."""
+    item after `shots` exemplars of its relation from `pool` (probe.py's first prompt for `seed`); prompt_format:
+    the question's (augment.QA_FORMATS' index, or "heldout")."""
     from tqdm import tqdm
     was_training = model.training
     model.eval()
-    prompts = [make_prompt(tokenizer, it["question"], chat=chat) for it in items]
+    prompts = [make_prompt(tokenizer, it["question"], prompt_format, chat) for it in items]
     sets = exemplar_sets(pool, 1, shots, seed) if shots else {}
     by_prefix = defaultdict(list)  # few-shot prefix -> the items asked after it (zero-shot: one group, no prefix)
     for i, it in enumerate(items):
@@ -136,13 +141,14 @@ def main(argv=None):
     except (DataError, OSError, KeyError, json.JSONDecodeError) as e:
         print(f"eval.py: {e}", file=sys.stderr)
         sys.exit(2)
+    fmt = args.prompt_format if args.prompt_format == "heldout" else int(args.prompt_format)
     result = evaluate(model, tokenizer, items, args.batch_size, args.chat, args.fast, categories, progress=True,
-                      shots=args.shots, pool=pool, seed=args.seed)
+                      shots=args.shots, pool=pool, seed=args.seed, prompt_format=fmt)
     split, shots = f" [{args.split}]" if args.split else "", f", {args.shots}-shot" if args.shots else ""
     print_table(result, f"{args.model} on {args.qa}{split}{shots} ({why})")
     if args.out:
         with open(args.out + ".tmp", "w") as f:
-            json.dump(dict(model=args.model, qa=args.qa, split=args.split, shots=args.shots,
+            json.dump(dict(model=args.model, qa=args.qa, split=args.split, shots=args.shots, format=args.prompt_format,
                            dtype=str(next(model.parameters()).dtype).removeprefix("torch.")) | result, f, indent=1)
         os.replace(args.out + ".tmp", args.out)
 

@@ -43,28 +43,28 @@ from typing import NamedTuple
 
 from runner import ROOT, Arm  # (first: it puts the repository root on the path)
 import slick  # experiments/slick.py: Table 2, the pretrained regime's code
-from data import SLICK_RELATIONS
+from data import CATEGORIES, SLICK_RELATIONS
 
 SMOLLM2 = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
 # new: new people (0: the pretrained regime's smoke world); eq_per_split: EntityQuestions items a relation and split;
 # kept_split: the split the kept set comes from (smoke: train, the only one its tiny base answers 4-shot)
 MODES = {
     "smoke": dict(new=0, eq_per_split=0, kept_split="train", kept_max=20, replay_max=20, seeds=[0], lrs=[1e-3],
-                  epochs=[1], ks=[2], rhos=[0.05], lora_lrs=[3e-3], replay_ratio=0.25, batch=8,
+                  epochs=[1], ks=[2], rhos=[0.05], lora_lrs=[3e-3], replay_ratio=0.25, batch=8, small_rhos=[0.01, 0.02],
                   slick=dict(per_split=0, seeds=[0], fracs=[0.0, 0.5, 1.0], unk_n=6, unk_epochs=2, ft_lrs=[1e-3],
                              stage_steps=2, select_every=0, probe=["--fast"])),
     "quick": dict(new=40, eq_per_split=100, kept_split="test", kept_max=150, replay_max=150, seeds=[0], lrs=[3e-4],
-                  epochs=[8], ks=[4], rhos=[0.05], lora_lrs=[3e-3], replay_ratio=0.25, batch=8,
+                  epochs=[8], ks=[4], rhos=[0.05], lora_lrs=[3e-3], replay_ratio=0.25, batch=8, small_rhos=[0.01, 0.02],
                   slick=dict(per_split=20, seeds=[0], fracs=[0.0, 0.5, 1.0], unk_n=50, unk_epochs=10, ft_lrs=[3e-5],
                              stage_steps=30, select_every=0, probe=["--fast"])),
     "full": dict(new=40, eq_per_split=200, kept_split="test", kept_max=300, replay_max=300, seeds=[0, 1, 2],
                  lrs=[3e-4, 1e-3], epochs=[8, 16], ks=[2, 4, 8], rhos=[0.05, 0.1], lora_lrs=[1e-3, 3e-3],
-                 replay_ratio=0.25, batch=8,
+                 replay_ratio=0.25, batch=8, small_rhos=[0.01, 0.02],
                  slick=dict(per_split=30, seeds=[0, 1, 2], fracs=[0.0, 0.25, 0.5, 0.75, 1.0], unk_n=100,
                             unk_epochs=10, ft_lrs=[3e-5, 1e-5, 1e-4], stage_steps=40, select_every=10,
                             probe=["--fast"])),
 }
-PARTS = ["real_base", "real_dev", "real_table1", "real_table2"]
+PARTS = ["real_base", "real_dev", "real_table1", "real_table2", "real_bf16"]
 PROTOCOLS = ["docs", "mixed"]  # (c) documents only, then 4-shot; (b) mixed: documents and the train people's QA
 
 
@@ -119,8 +119,14 @@ def table1_arms(cfg, f, chosen, replay_n):
 
 
 def run_name(protocol, arm, seed):
-    """A run's name: real_{protocol}_{arm}_lr{lr}_e{epochs}_s{seed} (arm: arm.run where it is another arm's run)."""
-    return f"real_{protocol}_{arm.run or arm.name}_lr{arm.lr}_e{arm.epochs}_s{seed}"
+    """A run's name: real_{protocol}_{arm}_lr{lr}_e{epochs}_s{seed} (arm: arm.run where it is another arm's run), and
+    _bf16 for a run in bf16."""
+    return f"real_{protocol}_{arm.run or arm.name}_lr{arm.lr}_e{arm.epochs}_s{seed}" + precision(arm)[1]
+
+
+def precision(arm):
+    """(the flags that ask every script of an arm's runs for its precision, its run names' suffix)."""
+    return (["--dtype", arm.dtype], "_bf16" if arm.dtype == "bfloat16" else "") if arm.dtype else ([], "")
 
 
 def run(parts, runner):
@@ -138,6 +144,9 @@ def run(parts, runner):
         table1(cfg, runner, f, res)
     if "real_table2" in parts:
         table2(cfg, runner, f, slick_pool(cfg, runner), res)
+    if "real_bf16" in parts:
+        bf16_check(cfg, runner, f, res)
+        bf16_table(cfg, runner, f, res)
 
 
 def files(cfg, runner):
@@ -230,14 +239,14 @@ def measure_base(cfg, runner, f, res):
 def job(cfg, runner, f, res, protocol, arm, seed):
     """One run from the base: train.py on the arm's data (mixed: and the new train people's QA), then (docs) the new
     people 4-shot, then the kept set 4-shot."""
-    name, mixed = run_name(protocol, arm, seed), protocol == "mixed"
+    name, mixed, dtype = run_name(protocol, arm, seed), protocol == "mixed", precision(arm)[0]
     train = ["train.py", "--init_from", f.base, "--data", *arm.data, *([f.qa_new] if mixed else []),
              "--out_dir", runner.path(name), "--seed", seed, "--epochs", arm.epochs, "--lr", arm.lr, "--warmup", 5,
-             "--batch_size", cfg["batch"], *arm.flags] + (["--eval_qa", f.qa_new] if mixed else [])
-    evals = [] if mixed else [evaluated(runner.path(name), f.qa_new, runner.path(f"{name}/new.json"))]
+             "--batch_size", cfg["batch"], *arm.flags, *dtype] + (["--eval_qa", f.qa_new] if mixed else [])
+    evals = [] if mixed else [evaluated(runner.path(name), f.qa_new, runner.path(f"{name}/new.json"), *dtype)]
     if res["base"]["kept_n"]:  # (a base that answers nothing keeps nothing: no kept set to ask)
         evals.append(evaluated(runner.path(name), f.kept, runner.path(f"{name}/kept.json"), "--split",
-                               cfg["kept_split"]))
+                               cfg["kept_split"], *dtype))
     return name, [train, *evals]
 
 
@@ -257,7 +266,7 @@ def row(runner, name):
     else:
         acq = {k: m.get(f"{k}_exact_match") for k in ("test", "dev")}
     return {"test": acq.get("test"), "dev": acq.get("dev"), "kept": runner.read(name, "kept.json").get("exact_match"),
-            "tokens": m.get("tokens")}
+            "tokens": m.get("tokens"), "dtype": m.get("dtype")}
 
 
 def record(runner, f, res, name, diag=False):
@@ -294,28 +303,32 @@ def dev(cfg, runner, f, res):
     runner.save()
 
 
+def chosen_on_dev(cfg, res):
+    """The dev grid's choices (its first options where real_dev has not run: smoke, a part alone)."""
+    return {k: res["chosen"].get(k, cfg[d][0]) for k, d in (("lr", "lrs"), ("epochs", "epochs"), ("K", "ks"),
+                                                            ("rho", "rhos"), ("lora_lr", "lora_lrs"))}
+
+
 def table1(cfg, runner, f, res):
     """Every arm in both protocols, seed 0 whole first (the first look), then arm by arm in order (the claims first:
     a cell's verdict needs all its seeds), (c) before (b); one queue, so both cores stay busy across the seams."""
-    chosen = {k: res["chosen"].get(k, cfg[d][0]) for k, d in (("lr", "lrs"), ("epochs", "epochs"), ("K", "ks"),
-                                                               ("rho", "rhos"), ("lora_lr", "lora_lrs"))}
-    arms, seeds = table1_arms(cfg, f, chosen, res["base"]["replay_n"]), cfg["seeds"]
+    arms, seeds = table1_arms(cfg, f, chosen_on_dev(cfg, res), res["base"]["replay_n"]), cfg["seeds"]
     res.setdefault("table1", {})
     order = [(s, a) for s in seeds[:1] for a in arms] + [(s, a) for a in arms for s in seeds[1:]]
     runner.batch(todo(res, [job(cfg, runner, f, res, p, a, s) for s, a in order for p in PROTOCOLS],
                       "fact_loss_formats"), then=functools.partial(tabulate, cfg, runner, f, res, arms))
 
 
-def tabulate(cfg, runner, f, res, arms, name):
+def tabulate(cfg, runner, f, res, arms, name, table="table1", protocols=PROTOCOLS):
     """Record a finished run, then every cell again from the runs done so far (seeds in order, some may be missing:
     a missing seed is None, so seeds pair up in the report)."""
     record(runner, f, res, name, diag=True)
     for a in arms:
-        for p in PROTOCOLS:
+        for p in protocols:
             rows = [res["runs"].get(run_name(p, a, s), {}) for s in cfg["seeds"]]
             rows = [r if "fact_loss_formats" in r else {} for r in rows]
             if any(rows):
-                res["table1"].setdefault(a.name, {})[p] = table1_cell(runner, rows)
+                res[table].setdefault(a.name, {})[p] = table1_cell(runner, rows)
     runner.save()
 
 
@@ -325,6 +338,58 @@ def table1_cell(runner, rows):
     return {k: runner.mean_std([r.get(k) for r in rows]) for k in keys} | {
         "per_seed_test": [r.get("test") for r in rows], "per_seed_kept": [r.get("kept") for r in rows],
         "seeds": sum(map(bool, rows))}
+
+
+def bf16_arms(cfg, f, chosen):
+    """Protocol (b) again, every run in bf16 (one table, one precision): the baseline and K formats (beside Table 1's
+    fp32 rows: does bf16 change the science?), formats + SAM, and the two controls Table 1 left open: formats at twice
+    the epochs (formats + SAM's compute) and SAM at the radii below 0.05 (the best on dev joins, if it beats the
+    baseline on dev)."""
+    lr, epochs, K, rho, docs = chosen["lr"], chosen["epochs"], chosen["K"], chosen["rho"], [f.new_docs]
+    arms = [Arm("baseline", [], docs, lr, epochs, dtype="bfloat16"),
+            Arm(f"aug{K}", ["--aug", K], docs, lr, epochs, dtype="bfloat16"),
+            Arm(f"aug{K}+sam{rho}", ["--aug", K, "--sam", "--rho", rho], docs, lr, epochs, dtype="bfloat16"),
+            Arm(f"aug{K}_2x_epochs", ["--aug", K], docs, lr, 2 * epochs, run=f"aug{K}", dtype="bfloat16")]
+    return arms, [Arm(f"sam{r}", ["--sam", "--rho", r], docs, lr, epochs, dtype="bfloat16") for r in cfg["small_rhos"]]
+
+
+def bf16_table(cfg, runner, f, res):
+    """The bf16 table: seed 0 of every arm and radius first, then SAM's radius on dev, then the other seeds."""
+    arms, small = bf16_arms(cfg, f, chosen_on_dev(cfg, res))
+    res.setdefault("table1_bf16", {})
+    then = functools.partial(tabulate, cfg, runner, f, res, arms + small, table="table1_bf16", protocols=["mixed"])
+    runner.batch(todo(res, [job(cfg, runner, f, res, "mixed", a, 0) for a in arms + small], "fact_loss_formats"),
+                 then=then)
+    dev = {a.name: res["runs"][run_name("mixed", a, 0)]["dev"] or 0 for a in [arms[0], *small]}
+    best = max(small, key=lambda a: (dev[a.name], -small.index(a)))  # ties: the smaller radius
+    res["chosen"]["small_rho"] = {"arm": best.name, "dev": dev[best.name], "baseline_dev": dev[arms[0].name]}
+    if dev[best.name] > dev[arms[0].name]:  # it beats the baseline on dev: all its seeds
+        arms.append(best)
+    for a in small:
+        if a not in arms:  # (its seed-0 row stays in runs, the table shows only what runs on every seed)
+            res["table1_bf16"].pop(a.name, None)
+    then = functools.partial(tabulate, cfg, runner, f, res, arms, table="table1_bf16", protocols=["mixed"])
+    runner.batch(todo(res, [job(cfg, runner, f, res, "mixed", a, s) for a in arms for s in cfg["seeds"][1:]],
+                      "fact_loss_formats"), then=then)
+
+
+def bf16_check(cfg, runner, f, res):
+    """Does bf16 change what the base is found to know? probe.py --fast (SliCK's categories) and eval.py --shots 4 on
+    the same questions (EntityQuestions: 40 test questions a relation, SliCK's 12), in fp32 and in bf16."""
+    qa = entityquestions(runner.path("real_world/eq40.jsonl"), 40, runner.eq_archive) if cfg["new"] else f.knowledge
+    jobs = [(f"real_precision_{d}", [["probe.py", "--model", f.base, "--qa", qa, "--split", "test", "--fast",
+                                      "--dtype", d, "--out", runner.path(f"real_precision_{d}/probe.jsonl")],
+                                     evaluated(f.base, qa, runner.path(f"real_precision_{d}/eval.json"), "--split",
+                                               "test", "--dtype", d)]) for d in ("float32", "bfloat16")]
+    runner.batch(jobs)
+    probes = [{r["id"]: r["category"] for r in map(json.loads, open(runner.path(f"{n}/probe.jsonl")))} for n, _ in jobs]
+    evals = [{p["id"]: p["exact_match"] for p in runner.read(n, "eval.json")["predictions"]} for n, _ in jobs]
+    res["precision_check"] = {
+        "questions": len(probes[0]), "same_category": sum(probes[1][k] == c for k, c in probes[0].items()),
+        "categories": [{c: sum(v == c for v in p.values()) for c in CATEGORIES} for p in probes],
+        "em": [sum(e.values()) / len(e) for e in evals], "same_answer_right": sum(evals[1][k] == v
+                                                                               for k, v in evals[0].items())}
+    runner.save()
 
 
 def table2(cfg, runner, f, pool, res):

@@ -32,15 +32,17 @@ DTYPE = "float32"
 
 class Arm(NamedTuple):
     """One arm of a table: its name (the table's row), the train.py flags it adds, the data files it trains on
-    (a protocol may add its QA), its lr and epochs (None where the regime sets them: steps from the mode), and run:
-    the arm part of its run names where that is another arm's (the baseline at 2x epochs is a baseline run at more
-    epochs; a from-scratch arm's mixed run is the sweep's run of the same arm)."""
+    (a protocol may add its QA), its lr and epochs (None where the regime sets them: steps from the mode), run: the
+    arm part of its run names where that is another arm's (the baseline at 2x epochs is a baseline run at more
+    epochs; a from-scratch arm's mixed run is the sweep's run of the same arm), and dtype: its precision where it is
+    not DTYPE (every script of its runs is asked for it, and its run names say so: _bf16)."""
     name: str
     flags: list
     data: list
     lr: float = None
     epochs: int = None
     run: str = None
+    dtype: str = None
 
 
 class Runner:

@@ -137,3 +137,10 @@ def test_cli_writes_k_variants_per_document_deterministically(tmp_path, bios):
         assert all(r["facts"] == d["facts"] for r in group) and group[0]["text"] == d["text"]
     run("augment.py", bios / "docs.jsonl", "-k", 4, "--seed", 1, "-o", out2)
     assert out1.read_bytes() != out2.read_bytes()
+
+def test_the_heldout_prompt_format_is_one_no_training_run_uses():
+    from augment import HELDOUT_QA_FORMAT, QA_FORMATS, qa_prompt
+    assert HELDOUT_QA_FORMAT not in QA_FORMATS  # --qa_aug K trains on QA_FORMATS[:K]
+    prompt = qa_prompt("Which city was Ann born in?", "heldout")
+    assert prompt == HELDOUT_QA_FORMAT.format(question="Which city was Ann born in?")
+    assert all(prompt != qa_prompt("Which city was Ann born in?", k) for k in range(len(QA_FORMATS)))

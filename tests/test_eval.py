@@ -239,6 +239,11 @@ def test_cli_writes_json_with_probe_categories(overfit, tmp_path_factory, tmp_pa
     assert set(data["by_relation"]) == {"born_in", "works_in"}
     assert len(data["predictions"]) == 6
     assert not os.path.exists(str(out) + ".tmp")
+    # asked in a prompt format it never trained on (the model learned the facts in format 0 only), it answers less
+    run("eval.py", "--model", model_dir, "--qa", qa, "--out", out, "--prompt_format", "heldout")
+    assert json.load(open(out))["format"] == "heldout" and json.load(open(out))["exact_match"] < 1.0
+    res = run("eval.py", "--model", model_dir, "--qa", qa, "--prompt_format", "other", check=False)
+    assert res.returncode == 2 and "--prompt_format other" in res.stderr
 
 def test_cli_split_and_no_probe(tiny_model, bios, tmp_path, capsys):
     out = tmp_path / "res.json"
