@@ -371,6 +371,8 @@ def bf16_table(cfg, runner, f, res):
     then = functools.partial(tabulate, cfg, runner, f, res, arms, table="table1_bf16", protocols=["mixed"])
     runner.batch(todo(res, [job(cfg, runner, f, res, "mixed", a, s) for a in arms for s in cfg["seeds"][1:]],
                       "fact_loss_formats"), then=then)
+    res["table1_bf16"] = {a.name: res["table1_bf16"][a.name] for a in arms if a.name in res["table1_bf16"]}
+    runner.save()
 
 
 def bf16_check(cfg, runner, f, res):

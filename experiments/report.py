@@ -157,6 +157,8 @@ def pretrained_section(p):
         pretrained_table1(p["table1"])
     if "table2" in p:
         pretrained_shares(p["table2"])
+    if "it" in p:
+        it_table(p["it"], "the tiny pretrained base", "the known people's test QA, zero-shot")
     if "unknown" in p:
         print(f"**SliCK's experiment: a fine-tuning set of {' / '.join(map(str, p.get('unknown_n', {}).values()))} "
               f"items (seed {' / '.join(p.get('unknown_n', {}))}), a share of it Unknown to the base model; "
@@ -225,6 +227,75 @@ def real_section(q):
         real_table1(q["table1"])
     if "slick" in q:
         real_slick_section(q["slick"])
+    if "precision_check" in q:
+        precision_check(q)
+    if "table1_bf16" in q:
+        real_table1_bf16(q)
+    if "it" in q:
+        it_table(q["it"], "SmolLM2-135M-Instruct", "EntityQuestions questions it answered before, 4-shot")
+
+
+def precision_check(q):
+    """bf16 against fp32 on the base, one machine: its probe categories and its 4-shot answers."""
+    p = q["precision_check"]
+    n, (fp32, bf16) = p["questions"], p["categories"]
+    print(f"**bf16 against fp32 on one machine: SmolLM2's base on {n} EntityQuestions test questions (40 a relation "
+          "of SliCK's 12), probe.py --fast categories and eval.py --shots 4**\n\n| | " + " | ".join(CATS)
+          + " | 4-shot EM % |\n|---|---|---|---|---|---|")
+    for name, cats, em in (("fp32", fp32, p["em"][0]), ("bf16", bf16, p["em"][1])):
+        print(f"| {name} | " + " | ".join(str(cats[c]) for c in CATS) + f" | {100 * em:.1f} |")
+    print(f"\nSame category in both: {p['same_category']} of {n} ({100 * p['same_category'] / n:.1f}%; the probe's "
+          f"own seed noise moves 10-13%); the same 4-shot verdict (right or wrong): {p['same_answer_right']} of {n}.\n")
+
+
+def real_table1_bf16(q):
+    """Protocol (b) in bf16: every arm's acquired (each seed, its difference to the bf16 baseline) and kept, tokens,
+    fact losses; seed 0 of each arm beside Table 1's fp32 row where it has one."""
+    t, small = q["table1_bf16"], q.get("chosen", {}).get("small_rho")
+    print("**Table 1 in bf16, protocol (b) (documents and the train people's QA, then the test people zero-shot): new "
+          "test people's EM %, mean ± std (each seed); per-seed difference to the bf16 baseline in points; kept %; "
+          "tokens; fact-token loss in unseen formats / paraphrases. Every run in bf16**\n")
+    print("| arm | new test EM | per seed vs baseline | kept | k tokens | fact loss: formats / paraphrases |\n"
+          "|---|---|---|---|---|---|")
+    b = t.get("baseline", {}).get("mixed", {})
+    for arm, c in t.items():
+        m = c["mixed"]
+        print(f"| {arm} | {real_cell(m, 'test')} | {per_seed_delta(m.get('per_seed_test'), b.get('per_seed_test'))} "
+              f"| {real_cell(m, 'kept')} | {pm(m.get('tokens'), 1e-3, 0)} | {pm(m.get('fact_loss_formats'), 1, 2)} / "
+              f"{pm(m.get('fact_loss_paraphrases'), 1, 2)} |")
+    if small:
+        print(f"\nSAM below rho 0.05, seed 0, dev EM (the 4 dev people, zero-shot): the best, {small['arm']}, "
+              f"{100 * small['dev']:.1f}% against the baseline's {100 * small['baseline_dev']:.1f}%: "
+              + ("it runs on every seed." if small["arm"] in t else "not ahead, so not run on the other seeds."))
+    fp32 = {a: (q.get("table1", {}).get(a, {}).get("mixed", {}).get("per_seed_test") or [None])[0] for a in t}
+    bf16 = {a: (c["mixed"].get("per_seed_test") or [None])[0] for a, c in t.items()}
+    pairs = [f"{a} {100 * fp32[a]:.1f} / {100 * bf16[a]:.1f}" for a in t if None not in (fp32[a], bf16[a])]
+    if pairs:
+        print("\nSeed 0, new test EM % in fp32 (Table 1) / bf16 (this table): " + "; ".join(pairs))
+    print()
+
+
+def it_table(it, model, kept):
+    """Instruction tuning (protocol (a)): zero-shot test EM in the trained prompt and in a held-out one, kept; each
+    seed and its difference to the baseline; the dev runs and what was chosen."""
+    t = it.get("table", {})
+    if not t:
+        return
+    b, dtypes = t.get("baseline", {}), ", ".join(sorted({c.get("dtype", "float32") for c in t.values()}))
+    print(f"**Instruction tuning on {model} (protocol (a): documents, then the train people's QA): the test people's "
+          "EM % zero-shot in the prompt format trained on (format 0) and in one no run trained on (held out), mean ± "
+          f"std (each seed); per-seed difference to the baseline in points; kept: {kept}. Precision: {dtypes}**\n")
+    print("| arm | test EM | per seed vs baseline | held-out format EM | per seed vs baseline | kept | seeds |\n"
+          "|---|---|---|---|---|---|---|")
+    for arm, c in t.items():
+        print(f"| {arm} | {real_cell(c, 'test')} | {per_seed_delta(c.get('per_seed_test'), b.get('per_seed_test'))} "
+              f"| {real_cell(c, 'heldout')} | {per_seed_delta(c.get('per_seed_heldout'), b.get('per_seed_heldout'))} "
+              f"| {real_cell(c, 'kept')} | {c['seeds']} |")
+    if it.get("dev"):
+        print("\nDev (seed 0), EM % of the 4 dev people / kept %: " + "; ".join(
+            f"{n.split('_it_', 1)[1]} {100 * (r['dev'] or 0):.1f} / {100 * (r['kept'] or 0):.1f}"
+            for n, r in it["dev"].items()))
+    print(f"\nChosen on dev: {it.get('chosen')}\n")
 
 
 def real_cell(c, key):

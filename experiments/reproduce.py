@@ -15,7 +15,9 @@ it to each regime's run(parts, runner), in this order:
   experiments/pretrained.py  a base model that knows people learns new ones: pt_base, pt_sweeps, pt_table1, pt_table2,
                              pt_table1_docs (Table 2: experiments/slick.py)
   experiments/real.py        SmolLM2-135M learns new people; SliCK and gradual learning on EntityQuestions: real_base,
-                             real_dev, real_table1, real_table2
+                             real_dev, real_table1, real_table2; real_bf16 (bf16 checked against fp32, protocol (b)'s
+                             controls in bf16)
+  experiments/instruct.py    Zhu et al.'s instruction-tuning claim: real_it (SmolLM2), pt_it (the tiny base)
 Runs go to experiments/runs/MODE/NAME/ (a finished run is skipped when the script runs again; Ctrl-C (or `kill`)
 stops it, and a train.py it stopped resumes); results to experiments/results/MODE/results.json. Every choice is made
 on the dev split; the test split is read once, at a run's end.
@@ -26,11 +28,12 @@ import signal
 import time
 
 from runner import ROOT, Runner  # (first: it puts the repository root on the path)
+import instruct
 import pretrained
 import real
 import scratch
 
-REGIMES = [scratch, pretrained, real]  # the order they run in
+REGIMES = [scratch, pretrained, real, instruct]  # the order they run in
 PARTS = [part for regime in REGIMES for part in regime.PARTS if part != "large"]  # large: only when asked
 
 

@@ -34,10 +34,21 @@ def test_reproduce_smoke(tmp_path):
     assert all(p["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
     q = r["real"]  # the real-model regime (a stand-in model in smoke): the base's kept set, dev choices, every arm
     assert q["base"]["kept_n"] > 0 and q["base"]["kept_em"] == 1.0
-    assert set(q["chosen"]) == {"lr", "epochs", "K", "rho", "lora_lr"}
+    assert set(q["chosen"]) == {"lr", "epochs", "K", "rho", "lora_lr", "small_rho"}
     assert len(q["table1"]) == 10
     assert all(c[p]["test"] and c[p]["kept"] and c[p]["tokens"] and c[p]["fact_loss_formats"]
                for c in q["table1"].values() for p in ("docs", "mixed"))
+    # bf16 (real_bf16): the base probed and asked in both precisions; protocol (b) in bf16, every run asked for it
+    assert q["precision_check"]["questions"] > 0 and len(q["precision_check"]["categories"]) == 2
+    assert list(q["table1_bf16"])[:4] == ["baseline", "aug2", "aug2+sam0.05", "aug2_2x_epochs"]
+    assert all(c["mixed"]["test"] and c["mixed"]["kept"] for c in q["table1_bf16"].values())
+    bf16_logs = [d / "job.log" for d in (tmp_path / "runs" / "smoke").glob("real_*_bf16")]
+    assert bf16_logs and all(line.count("--dtype bfloat16") == 1 for p in bf16_logs for line in open(p)
+                             if line.startswith("$ "))
+    # instruction tuning (real_it, pt_it): every arm on its seeds, zero-shot EM in the trained and a held-out format
+    for it in (q["it"], p["it"]):
+        assert len(it["table"]) == 6 and all(c["test"] and c["heldout"] and c["kept"] for c in it["table"].values())
+        assert set(it["chosen"]) == {"lr", "epochs", "rho"}
     t = q["slick"]  # its Table 2: shares by relation, SliCK's experiment with curves, gradual.py and its baselines
     assert t["shares_by_relation"]["train"]["all"]["n"] > 0 and set(t["unknown"]) == {"0.0", "0.5", "1.0"}
     assert all(c["early_stop"] and c["end"] and c["per_seed_end"] for c in t["unknown"].values())

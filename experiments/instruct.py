@@ -1,0 +1,178 @@
+"""
+Zhu et al.'s instruction-tuning claim: formats of the QA prompt (train.py --qa_aug K) and SAM, applied while tuning on
+QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s setting 2), in the two regimes that
+start from a pretrained model.
+
+  real_it, SmolLM2-135M-Instruct, every run in bf16 (the real_bf16 part checks that it does not change the science).
+  CPT: the documents of all 40 new people at the real regime's choices (lr 3e-4, 16 epochs: its protocol (c) runs, in
+  bf16), one checkpoint a seed, shared by the IT arms (with K formats, the full recipe's). IT: the 18 new train
+  people's QA. Measured: the 18 test people's questions zero-shot (108) in the canonical prompt and in a format no run
+  trains on (augment.HELDOUT_QA_FORMAT: do prompt formats generalize to a new prompt?), and what was kept (the real
+  regime's kept set, 4-shot). Chosen on dev (the 4 dev people's 24 questions, seed 0): IT's lr and epochs, then SAM's
+  radius; ties go to more kept, then to the cheaper option.
+  pt_it, the tiny base pretrained here (experiments/pretrained.py): the same arms after its protocol (a)'s documents-
+  only CPT (pt_doc_baseline, with its K formats for the full recipe), at its QA lr and epochs; kept: the known people.
+  Precision: what auto picks for the 64-wide base, fp32 (bf16 pays from 256 wide).
+
+  Arms (it_arms): the baseline, --qa_aug 8, --sam, --qa_aug 8 --sam, the baseline at twice the IT epochs (SAM's
+  compute), and the full recipe (CPT with K formats, then IT with --qa_aug 8 --sam). Three seeds a cell.
+
+    python experiments/reproduce.py full --only real_base real_it     # SmolLM2: about 1.3 h on 2 cores
+    python experiments/reproduce.py full --only pt_base pt_it         # the tiny base: about 1 h (its base models)
+    python experiments/reproduce.py smoke --only pt_base real_base real_it pt_it     # seconds
+"""
+import functools
+import os
+
+from runner import Arm  # (first: it puts the repository root on the path)
+import pretrained
+import real
+
+MODES = {  # it_lrs x it_epochs: the dev grid of the real model's IT (the tiny base's are its regime's own); rhos: SAM's
+    "smoke": dict(it_lrs=[1e-3], it_epochs=[1], rhos=[0.05], qa_aug=8),
+    "quick": dict(it_lrs=[3e-4], it_epochs=[5], rhos=[0.02], qa_aug=8),
+    "full": dict(it_lrs=[1e-4, 3e-4], it_epochs=[5, 10], rhos=[0.01, 0.02, 0.05], qa_aug=8),
+}
+PARTS = ["real_it", "pt_it"]
+
+
+def it_arms(cfg, qa, lr, epochs, rho, cpt, cpt_formats, dtype=None):
+    """The table's arms, each (CPT arm its checkpoint comes from, IT arm), in the order they run and are reported."""
+    sam, aug = ["--sam", "--rho", rho], ["--qa_aug", cfg["qa_aug"]]
+    return [(cpt, Arm("baseline", [], [qa], lr, epochs, dtype=dtype)),
+            (cpt, Arm(f"qa_aug{cfg['qa_aug']}", aug, [qa], lr, epochs, dtype=dtype)),
+            (cpt, Arm(f"sam{rho}", sam, [qa], lr, epochs, dtype=dtype)),
+            (cpt, Arm(f"qa_aug{cfg['qa_aug']}+sam{rho}", [*aug, *sam], [qa], lr, epochs, dtype=dtype)),
+            (cpt, Arm("baseline_2x_epochs", [], [qa], lr, 2 * epochs, run="baseline", dtype=dtype)),  # SAM's compute
+            (cpt_formats, Arm(f"{cpt_formats.name}+qa_aug{cfg['qa_aug']}+sam{rho}", [*aug, *sam], [qa], lr, epochs,
+                              dtype=dtype))]
+
+
+def run_name(prefix, cpt, arm, seed):
+    """An IT run's name: {prefix}_it_{its CPT's run name's arm}_{arm}_lr{lr}_e{epochs}_s{seed}, _bf16 in bf16."""
+    return f"{prefix}_it_{cpt.name}_{arm.run or arm.name}_lr{arm.lr}_e{arm.epochs}_s{seed}" + real.precision(arm)[1]
+
+
+def run(parts, runner):
+    """The parts asked for: real_it needs the real regime's base measurements, pt_it the tiny base models."""
+    cfg = MODES[runner.mode]
+    if "real_it" in parts:
+        rcfg, res = real.MODES[runner.mode], runner.results.setdefault("real", {})
+        f = real.setup(rcfg, runner)
+        real.measure_base(rcfg, runner, f, res)
+        res.setdefault("runs", {})
+        real_it(cfg, rcfg, runner, f, res)
+    if "pt_it" in parts:
+        pcfg, res = pretrained.MODES[runner.mode], runner.results.setdefault("pretrained", {})
+        w = pretrained.make_world(pcfg, runner)
+        pretrained.base_models(pcfg, runner, w, res)
+        pt_it(cfg, pcfg, runner, w, res)
+
+
+def it_job(runner, name, init, arm, seed, qa, kept, extra):
+    """IT from a CPT checkpoint: train.py on the train people's QA (dev and test zero-shot at its end), then the test
+    people in the held-out prompt format, then the kept set (kept: its eval.py flags: file and how to ask; extra: the
+    regime's train.py flags)."""
+    dtype, out = real.precision(arm)[0], runner.path(name)
+    train = ["train.py", "--init_from", init, "--data", *arm.data, "--eval_qa", qa, "--out_dir", out, "--seed", seed,
+             "--epochs", arm.epochs, "--lr", arm.lr, *extra, *arm.flags, *dtype]
+    heldout = ["eval.py", "--model", out, "--qa", qa, "--split", "test", "--prompt_format", "heldout", "--out",
+               f"{out}/heldout.json", *dtype]
+    return name, [train, heldout, ["eval.py", "--model", out, *kept, "--out", f"{out}/kept.json", *dtype]]
+
+
+def record_it(runner, res, name):
+    """A finished IT run's row into results.json (test, dev, held-out format, kept, tokens, dtype); its weights off."""
+    m, kept = runner.metrics(name), runner.read(name, "kept.json").get("by_split", {})
+    res["runs"][name] = {"test": m.get("test_exact_match"), "dev": m.get("dev_exact_match"), "tokens": m.get("tokens"),
+                         "heldout": runner.read(name, "heldout.json").get("exact_match"), "dtype": m.get("dtype"),
+                         "kept": runner.read(name, "kept.json").get("exact_match"),
+                         "kept_by_split": {k: v["exact_match"] for k, v in kept.items()}}
+    for big in ("trainer_state.pt", "model.safetensors"):
+        if os.path.exists(os.path.join(runner.path(name), big)):
+            os.remove(os.path.join(runner.path(name), big))
+    runner.save()
+
+
+def pick(res, options, names):
+    """The option whose run has the best dev EM; ties: more kept, then the first (the cheaper) option."""
+    rows = [res["runs"][n] for n in names]
+    return max(zip(options, rows), key=lambda o: (o[1]["dev"] or -1, o[1]["kept"] or -1, -options.index(o[0])))[0]
+
+
+def tabulate(runner, res, table, seeds, arms, prefix):
+    """Every cell of an IT table from the runs recorded so far (a missing seed is None, so seeds pair up)."""
+    for cpt, arm in arms:
+        rows = [res["runs"].get(run_name(prefix, cpt, arm, s), {}) for s in seeds]
+        keys = ("test", "dev", "heldout", "kept", "tokens")
+        table[arm.name] = {k: runner.mean_std([r.get(k) for r in rows]) for k in keys} | {
+            f"per_seed_{k}": [r.get(k) for r in rows] for k in keys[:4]} | {"seeds": sum(map(bool, rows)),
+                                                                             "dtype": arm.dtype or "float32"}
+    runner.save()
+
+
+def real_it(cfg, rcfg, runner, f, res):
+    """SmolLM2: the CPT checkpoints, IT's dev grid and SAM's radius (seed 0), then every arm on every seed."""
+    chosen, seeds, bf16 = real.chosen_on_dev(rcfg, res), rcfg["seeds"], "bfloat16"
+    cpt = Arm("baseline", [], [f.new_docs], chosen["lr"], chosen["epochs"], dtype=bf16)
+    cpt_k = Arm(f"aug{chosen['K']}", ["--aug", chosen["K"]], [f.new_docs], chosen["lr"], chosen["epochs"], dtype=bf16)
+    it = res.setdefault("it", {"config": cfg, "chosen": {}})
+    kept = ["--qa", f.kept, "--split", rcfg["kept_split"], "--shots", 4]
+    job = functools.partial(real_job, runner, f, res, rcfg, kept)
+    then = functools.partial(record_it, runner, res)
+    runner.batch(real.todo(res, [real.job(rcfg, runner, f, res, "docs", cpt, 0)]),
+                 then=functools.partial(real.record, runner, f, res))  # the CPT checkpoint keeps its weights
+    grid = [Arm("baseline", [], [f.qa_new], lr, e, dtype=bf16) for lr in cfg["it_lrs"] for e in cfg["it_epochs"]]
+    runner.batch(real.todo(res, [job(cpt, a, 0) for a in grid]), then=then)
+    best = pick(res, grid, [run_name("real", cpt, a, 0) for a in grid])
+    sams = [Arm(f"sam{r}", ["--sam", "--rho", r], [f.qa_new], best.lr, best.epochs, dtype=bf16) for r in cfg["rhos"]]
+    runner.batch(real.todo(res, [job(cpt, a, 0) for a in sams]), then=then)
+    rho = pick(res, cfg["rhos"], [run_name("real", cpt, a, 0) for a in sams])
+    it["chosen"] = {"lr": best.lr, "epochs": best.epochs, "rho": rho}
+    it["dev"] = {n: res["runs"][n] for n in [run_name("real", cpt, a, 0) for a in grid + sams]}
+    arms = it_arms(cfg, f.qa_new, best.lr, best.epochs, rho, cpt, cpt_k, dtype=bf16)
+    for s in seeds:  # seed by seed: its CPT checkpoints (again where an arm to run needs the weights), then its arms
+        jobs = real.todo(res, [job(c, a, s) for c, a in arms])
+        cpts = [c for c in (cpt, cpt_k) if real.run_name("docs", c, s) not in res["runs"] or any(
+            name.startswith(f"real_it_{c.name}_") for name, _ in jobs) and not os.path.exists(
+            os.path.join(runner.path(real.run_name("docs", c, s)), "model.safetensors"))]
+        runner.batch([real.job(rcfg, runner, f, res, "docs", c, s) for c in cpts],
+                     then=functools.partial(real.record, runner, f, res))
+        runner.batch(jobs, then=then)
+        tabulate(runner, res, it.setdefault("table", {}), seeds, arms, "real")
+
+
+def real_job(runner, f, res, rcfg, kept, cpt, arm, seed):
+    """An IT job of the real model from its CPT run of the seed."""
+    init = runner.path(real.run_name("docs", cpt, seed))
+    return it_job(runner, run_name("real", cpt, arm, seed), init, arm, seed, f.qa_new, kept,
+                  ["--warmup", 5, "--batch_size", rcfg["batch"]])
+
+
+def pt_it(cfg, pcfg, runner, w, res):
+    """The tiny base: its protocol (a) CPT (documents only; with K formats), SAM's radius on dev (seed 0), the arms."""
+    chosen, seeds = res.get("chosen", {}), pcfg["seeds"]
+    lr, K = chosen.get("lr", pcfg["lrs"][0]), chosen.get("K", pcfg["ks"][0])
+    qa_lr = chosen.get("qa_lr", pcfg["qa_lrs"][0])
+    cpt = Arm("baseline", [], [w.new_docs], lr, pcfg["doc_epochs"])
+    cpt_k = Arm(f"aug{K}", ["--aug", K], [w.new_docs], lr, pcfg["doc_epochs"])
+    it = res.setdefault("it", {"config": cfg, "chosen": {}})
+    runner.batch([pretrained.doc_job(pcfg, runner, w, c, s) for c in (cpt, cpt_k) for s in seeds])
+    kept = ["--qa", w.qa_known, "--split", "test"]
+    job, then = functools.partial(pt_job, runner, w, kept), functools.partial(record_it, runner, res)
+    res.setdefault("runs", {})
+    sams = [Arm(f"sam{r}", ["--sam", "--rho", r], [w.qa_new], qa_lr, pcfg["qa_epochs"]) for r in cfg["rhos"]]
+    base = Arm("baseline", [], [w.qa_new], qa_lr, pcfg["qa_epochs"])
+    runner.batch([job(cpt, a, 0) for a in [base, *sams] if run_name("pt", cpt, a, 0) not in res["runs"]], then=then)
+    rho = pick(res, cfg["rhos"], [run_name("pt", cpt, a, 0) for a in sams])
+    it["chosen"] = {"lr": qa_lr, "epochs": pcfg["qa_epochs"], "rho": rho}
+    arms = it_arms(cfg, w.qa_new, qa_lr, pcfg["qa_epochs"], rho, cpt, cpt_k)
+    runner.batch([job(c, a, s) for s in seeds for c, a in arms if run_name("pt", c, a, s) not in res["runs"]],
+                 then=then)
+    tabulate(runner, res, it.setdefault("table", {}), seeds, arms, "pt")
+
+
+def pt_job(runner, w, kept, cpt, arm, seed):
+    """An IT job of the tiny base from its documents-only CPT run of the seed (train.py's batch, as its QA tuning)."""
+    init = runner.path(pretrained.run_name("doc", cpt, seed))
+    return it_job(runner, run_name("pt", cpt, arm, seed), init, arm, seed, w.qa_new, kept, ["--warmup", 10])
