@@ -88,8 +88,9 @@ def gradual_seed0(rep):
 def scratch_section(r):
     """The from-scratch regime: sweeps, Table 1, search, the fact-loss correlation, Table 2, the larger world."""
     cfg = r["config"]
+    made = ", ".join(f"{part} {c}" for part, c in r.get("commits", {}).items()) or "before commits were recorded"
     print(f"Mode `{r['mode']}` on {r.get('machine', '?')}: {cfg['people']} people, {cfg['steps']} steps of "
-          f"{cfg['batch']} examples, {len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds.\n")
+          f"{cfg['batch']} examples, {len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds. Code: {made}.\n")
     if "sweeps" in r:
         print("**Sweeps, mixed training: exact match % on dev and test people (K formats; SAM radius rho)**\n")
         print("| run | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all of the steps | tokens trained |\n"

@@ -10,6 +10,7 @@ declaration of an arm that every regime's tables are made of.
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -60,6 +61,13 @@ class Runner:
         self.results.update(mode=mode, config=config, device=device, machine=machine)
         self.pool = ThreadPoolExecutor(jobs)
         self.started = self.saved_at = time.time()
+
+    @staticmethod
+    def commit():
+        """The code this run is made with: git's HEAD, "+changes" where a tracked .py file differs from it."""
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "*.py"], cwd=ROOT).returncode
+        return (head.stdout.strip() or "unknown") + ("+changes" if dirty else "")
 
     def path(self, name):
         """A run's folder (or any file under runs/MODE/)."""

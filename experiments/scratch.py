@@ -106,6 +106,8 @@ def run(parts, runner):
     cfg = MODES[runner.mode]
     w = make_world(runner, "world", cfg["people"])
     K, rho = runner.results.get("chosen", {}).get("K", 4), runner.results.get("chosen", {}).get("rho", 0.05)
+    if set(parts) & {"sweeps", "table1", "search", "table2"}:  # the code its tables are made with
+        runner.results.setdefault("commits", {}).update({p: runner.commit() for p in parts if p in PARTS})
     if "sweeps" in parts:
         K, rho = sweeps(cfg, runner, w)
     if "table1" in parts:
