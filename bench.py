@@ -42,7 +42,8 @@ ARMS = {  # name -> (data, train.py's flags beyond the config's); --fsdp: under 
     "lora16_sam": ("mixed", "--lora 16 --sam"), "sam_fsdp": ("mixed", "--sam --fsdp")}
 ARMS |= {f"{a}_{p}": (ARMS[a][0], f"{ARMS[a][1]} --dtype {d}") for a in ("adamw", "padded", "adamw_docs", "sam",
          "sam_every4", "lora16") for p, d in (("fp32", "float32"), ("bf16", "bfloat16"))}  # a precision asked for
-SCRATCH = ["adamw", "padded", "adamw_docs", "padded_docs", "sam", "sam_every2", "sam_every4", "lora16", "lora16_sam"]
+SCRATCH = ["adamw", "padded", "adamw_docs", "padded_docs", "sam", "sam_every2", "sam_every4", "lora16", "lora16_sam",
+           "adamw_fp32", "adamw_bf16"]  # (the last two: does bf16 pay at this width? auto's rule)
 CONFIGS = {  # name -> scratch model flags (None: SmolLM2-135M-Instruct), global batch (examples of ~40 tokens), arms
     "default": ("--n_layer 4 --n_head 4 --n_embd 128", 48, SCRATCH),
     "large": ("--n_layer 6 --n_head 8 --n_embd 256", 48, SCRATCH),

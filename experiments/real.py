@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from runner import ROOT, Arm  # (first: it puts the repository root on the path)
 import slick  # experiments/slick.py: Table 2, the pretrained regime's code
-from data import CATEGORIES, SLICK_RELATIONS
+from data import SLICK_RELATIONS
 
 SMOLLM2 = os.path.join(ROOT, "data", "smollm2", "SmolLM2-135M-Instruct")
 # new: new people (0: the pretrained regime's smoke world); eq_per_split: EntityQuestions items a relation and split;
@@ -64,7 +64,7 @@ MODES = {
                             unk_epochs=10, ft_lrs=[3e-5, 1e-5, 1e-4], stage_steps=40, select_every=10,
                             probe=["--fast"])),
 }
-PARTS = ["real_base", "real_dev", "real_table1", "real_table2", "real_bf16"]
+PARTS = ["real_base", "real_dev", "real_table1", "real_table2"]
 PROTOCOLS = ["docs", "mixed"]  # (c) documents only, then 4-shot; (b) mixed: documents and the train people's QA
 
 
@@ -144,9 +144,6 @@ def run(parts, runner):
         table1(cfg, runner, f, res)
     if "real_table2" in parts:
         table2(cfg, runner, f, slick_pool(cfg, runner), res)
-    if "real_bf16" in parts:
-        bf16_check(cfg, runner, f, res)
-        bf16_table(cfg, runner, f, res)
 
 
 def files(cfg, runner):
@@ -338,60 +335,6 @@ def table1_cell(runner, rows):
     return {k: runner.mean_std([r.get(k) for r in rows]) for k in keys} | {
         "per_seed_test": [r.get("test") for r in rows], "per_seed_kept": [r.get("kept") for r in rows],
         "seeds": sum(map(bool, rows))}
-
-
-def bf16_arms(cfg, f, chosen):
-    """Protocol (b) again, every run in bf16 (one table, one precision): the baseline and K formats (beside Table 1's
-    fp32 rows: does bf16 change the science?), formats + SAM, and the two controls Table 1 left open: formats at twice
-    the epochs (formats + SAM's compute) and SAM at the radii below 0.05 (the best on dev joins, if it beats the
-    baseline on dev)."""
-    lr, epochs, K, rho, docs = chosen["lr"], chosen["epochs"], chosen["K"], chosen["rho"], [f.new_docs]
-    arms = [Arm("baseline", [], docs, lr, epochs, dtype="bfloat16"),
-            Arm(f"aug{K}", ["--aug", K], docs, lr, epochs, dtype="bfloat16"),
-            Arm(f"aug{K}+sam{rho}", ["--aug", K, "--sam", "--rho", rho], docs, lr, epochs, dtype="bfloat16"),
-            Arm(f"aug{K}_2x_epochs", ["--aug", K], docs, lr, 2 * epochs, run=f"aug{K}", dtype="bfloat16")]
-    return arms, [Arm(f"sam{r}", ["--sam", "--rho", r], docs, lr, epochs, dtype="bfloat16") for r in cfg["small_rhos"]]
-
-
-def bf16_table(cfg, runner, f, res):
-    """The bf16 table: seed 0 of every arm and radius first, then SAM's radius on dev, then the other seeds."""
-    arms, small = bf16_arms(cfg, f, chosen_on_dev(cfg, res))
-    res.setdefault("table1_bf16", {})
-    then = functools.partial(tabulate, cfg, runner, f, res, arms + small, table="table1_bf16", protocols=["mixed"])
-    runner.batch(todo(res, [job(cfg, runner, f, res, "mixed", a, 0) for a in arms + small], "fact_loss_formats"),
-                 then=then)
-    dev = {a.name: res["runs"][run_name("mixed", a, 0)]["dev"] or 0 for a in [arms[0], *small]}
-    best = max(small, key=lambda a: (dev[a.name], -small.index(a)))  # ties: the smaller radius
-    res["chosen"]["small_rho"] = {"arm": best.name, "dev": dev[best.name], "baseline_dev": dev[arms[0].name]}
-    if dev[best.name] > dev[arms[0].name]:  # it beats the baseline on dev: all its seeds
-        arms.append(best)
-    for a in small:
-        if a not in arms:  # (its seed-0 row stays in runs, the table shows only what runs on every seed)
-            res["table1_bf16"].pop(a.name, None)
-    then = functools.partial(tabulate, cfg, runner, f, res, arms, table="table1_bf16", protocols=["mixed"])
-    runner.batch(todo(res, [job(cfg, runner, f, res, "mixed", a, s) for a in arms for s in cfg["seeds"][1:]],
-                      "fact_loss_formats"), then=then)
-    res["table1_bf16"] = {a.name: res["table1_bf16"][a.name] for a in arms if a.name in res["table1_bf16"]}
-    runner.save()
-
-
-def bf16_check(cfg, runner, f, res):
-    """Does bf16 change what the base is found to know? probe.py --fast (SliCK's categories) and eval.py --shots 4 on
-    the same questions (EntityQuestions: 40 test questions a relation, SliCK's 12), in fp32 and in bf16."""
-    qa = entityquestions(runner.path("real_world/eq40.jsonl"), 40, runner.eq_archive) if cfg["new"] else f.knowledge
-    jobs = [(f"real_precision_{d}", [["probe.py", "--model", f.base, "--qa", qa, "--split", "test", "--fast",
-                                      "--dtype", d, "--out", runner.path(f"real_precision_{d}/probe.jsonl")],
-                                     evaluated(f.base, qa, runner.path(f"real_precision_{d}/eval.json"), "--split",
-                                               "test", "--dtype", d)]) for d in ("float32", "bfloat16")]
-    runner.batch(jobs)
-    probes = [{r["id"]: r["category"] for r in map(json.loads, open(runner.path(f"{n}/probe.jsonl")))} for n, _ in jobs]
-    evals = [{p["id"]: p["exact_match"] for p in runner.read(n, "eval.json")["predictions"]} for n, _ in jobs]
-    res["precision_check"] = {
-        "questions": len(probes[0]), "same_category": sum(probes[1][k] == c for k, c in probes[0].items()),
-        "categories": [{c: sum(v == c for v in p.values()) for c in CATEGORIES} for p in probes],
-        "em": [sum(e.values()) / len(e) for e in evals], "same_answer_right": sum(evals[1][k] == v
-                                                                               for k, v in evals[0].items())}
-    runner.save()
 
 
 def table2(cfg, runner, f, pool, res):

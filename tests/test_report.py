@@ -56,3 +56,16 @@ def test_report_draws_both_regimes_and_the_figures(tmp_path):
         png = (tmp_path / "figs" / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, name
         assert f"figure: {tmp_path / 'figs' / name}" in out
+
+def test_every_table_of_results_md_is_a_piece_of_report_output(tmp_path):
+    """RESULTS.md's tables are report.py's own output on the committed results.json, verbatim: no table there is
+    typed by hand (the prose between them is)."""
+    import os
+    import re
+    from conftest import ROOT
+    out = run("experiments/report.py", os.path.join(ROOT, "experiments", "results", "full", "results.json"),
+              "--figures", tmp_path).stdout
+    tables = re.findall(r"(?m)(?:^\|.*\n)+", open(os.path.join(ROOT, "RESULTS.md"), encoding="utf-8").read())
+    assert len(tables) > 10
+    for table in tables:
+        assert table in out, table[:300]

@@ -149,7 +149,7 @@ def test_recorded_runs_are_skipped(tmp_path):
     real.table1(cfg, runner, f, res)
     real.table2(cfg, runner, f, str(tmp_path / "no_pool.jsonl"), res)
     assert would_run.names == []
-    assert len(res["runs"]) == 73 and len(res["slick"]["runs"]) == 34
+    assert len(res["runs"]) == len(before["runs"]) >= 73 and len(res["slick"]["runs"]) == 34
     # the dev grid again: the same runs, in order (now with the fact losses that table1 recorded for four of them)
     assert list(res.pop("dev")) == list(before.pop("dev"))
     assert json.loads(json.dumps(res)) == before
