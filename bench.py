@@ -177,10 +177,9 @@ def bench_config(name, args, device, tmp):
     r["ratios"] = {k: r[a][key] / r[b][key] for k, a, b, key in RATIOS if a in r and b in r}
     r["state_mb"] = {arm: state_mb(init, lora, sam, device) for arm, lora, sam in
                      (("adamw", 0, False), ("sam", 0, True), ("lora16", 16, False), ("lora16_sam", 16, True))}
-    steps, adamw = args.log_every * (args.rows * args.rounds + args.warmup_rows), "adamw" if "adamw" in r else \
-        "adamw_fp32"
+    steps, fp32 = args.log_every * (args.rows * args.rounds + args.warmup_rows), "" if "adamw" in r else "_fp32"
     for which, flat in [(w, f) for w in ("mixed", "docs") for f in (False, True)] * ("trainer" not in args.skip):
-        key, ours = f"trainer{'_flat' if flat else ''}_{which}", adamw + ("_docs" if which == "docs" else "")
+        key, ours = f"trainer{'_flat' if flat else ''}_{which}", ("adamw_docs" if which == "docs" else "adamw") + fp32
         r[key] = trainer_tokens_per_s(init, batch, steps, which, flat)
         r["ratios"][f"ours_over_{key}"] = r[ours]["tokens_per_s"] / r[key] if ours in r else float("nan")
     show(f"[{name}] {n / 1e6:.1f}M params, batch {batch}; ratios", r["ratios"], "{:.2f}")
