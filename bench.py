@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 import data
+import probe
 import train
 from decode import stop_ids
 from lora import add_lora
@@ -189,21 +190,6 @@ def bench_config(name, args, device, tmp):
 # -----------------------------------------------------------------------------
 # probing and evaluating
 
-def probe_rate(model, tokenizer, items, n, pool, args, warmup):
-    """probe.probe's questions/s on n items after a warm-up, and the input tokens its forwards ran (a forward pre-hook
-    counts the non-padding tokens of every forward with an attention mask: suffixes and answers, not the prefixes)."""
-    import probe
-    probe.probe(model, tokenizer, items[:warmup], pool, args)
-    ran = []
-
-    def count(module, a, kwargs):
-        if kwargs.get("attention_mask") is not None and kwargs.get("input_ids") is not None:
-            ran.append(kwargs["attention_mask"][:, -kwargs["input_ids"].shape[1]:].sum())  # on the device: no sync
-    hook = model.register_forward_pre_hook(count, with_kwargs=True)
-    t = timed(lambda: probe.probe(model, tokenizer, items[:n], pool, args))
-    hook.remove()
-    return n / t, int(sum(ran))
-
 def naive_rate(model, tokenizer, items, pool, args):
     """One generate() call per question, prompt and sample: questions/s."""
     from augment import qa_prompt
@@ -220,21 +206,20 @@ def naive_rate(model, tokenizer, items, pool, args):
     return len(items) / (time.perf_counter() - t)
 
 def bench_probe(init, qa, split, args, device):
-    """probe.py (sampling, --fast) against the naive loop, in one process, at auto's precision."""
-    import probe
+    """probe.py (sampling, --fast; after a warm-up each) against the naive loop, in one process, at auto's precision."""
     model, tokenizer, why = load_in(init, device, "auto")
     items, pool = data.read_qa(qa, split), data.read_qa(qa, "dev")
     items = sorted(random.Random(0).sample(items, len(items)), key=lambda it: it["relation"])  # full batches
     pargs, fast_args = (probe.get_args(["--model", init, "--qa", qa, "--out", os.devnull, *f])
                         for f in ([], ["--fast"]))
-    ours, ran = probe_rate(model, tokenizer, items, args.probe_questions, pool, pargs, warmup=2)
-    fast = probe_rate(model, tokenizer, items, args.fast_questions, pool, fast_args, warmup=8)[0]
+    rates = {}
+    for name, pa, n, warmup in (("ours", pargs, args.probe_questions, 2), ("fast", fast_args, args.fast_questions, 8)):
+        probe.probe(model, tokenizer, items[:warmup], pool, pa)
+        rates[name] = n / timed(lambda: probe.probe(model, tokenizer, items[:n], pool, pa))
+    ours, fast = rates["ours"], rates["fast"]
     naive = naive_rate(model, tokenizer, items[:args.naive_questions], pool, pargs)
     return {"precision": why, "probe_q_per_s": ours, "fast_q_per_s": fast, "naive_q_per_s": naive,
-            "speedup": ours / naive, "fast_over_sampling": fast / ours, "fast_over_naive": fast / naive,
-            # suffixes and answers run, + each answer's stop token (produced, never run: naive counts it too)
-            "probe_tokens_per_q": ran / args.probe_questions + pargs.n_prompts * (1 + pargs.samples),
-            "params": sum(p.numel() for p in model.parameters())}
+            "speedup": ours / naive, "fast_over_sampling": fast / ours, "fast_over_naive": fast / naive}
 
 def whole_process(model, qa, split, n, rates, tmp, dtype="auto", shots=None):
     """What a user waits for: `python probe.py --fast` on n questions of `split`, start to exit (and `eval.py --shots`

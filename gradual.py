@@ -47,15 +47,11 @@ def get_args(argv=None):
     p.add_argument("--model", required=True, help="base model folder or hub id")
     p.add_argument("--qa", required=True, help="QA JSONL with train / dev / test splits")
     p.add_argument("--out_dir", required=True, help="folder for every stage's output and report.json")
-    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random", "all"],
-                   help="what to run")
-    p.add_argument("--stage_steps", type=int, default=100,
-                   help="optimizer steps per stage (one_stage and all get twice that)")
+    p.add_argument("--baseline", default="gradual", choices=["gradual", "one_stage", "two_rounds", "random", "all"])
+    p.add_argument("--stage_steps", type=int, default=100, help="steps per stage (one_stage and all: twice that)")
     p.add_argument("--replay", type=float, default=0.2, help="share of HighlyKnown replay items in the stage-2 set")
-    p.add_argument("--select_every", type=int, default=0,
-                   help="evaluate dev every N steps and keep each stage's best model (0: last)")
-    p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
-                   help="ranks per stage (torchrun when > 1)")
+    p.add_argument("--select_every", type=int, default=0, help="keep each stage's best model on dev, every N steps")
+    p.add_argument("--nproc", type=int, default=int(os.environ.get("LOCAL_WORLD_SIZE", 1)), help="ranks per stage")
     p.add_argument("--seed", type=int, default=0, help="seed of the probes and the replay / random choice")
     for flag, kind, default, what in PROBE_FLAGS:
         p.add_argument(flag, type=kind, default=default, help=f"probe.py: {what}")
@@ -101,7 +97,8 @@ def do_train(args, init, items, name, train_flags, steps):
     out = os.path.join(args.out_dir, name)
     done = os.path.join(out, "DONE")
     if not os.path.exists(done):
-        per_step = train_args(train_flags).batch_size * train_args(train_flags).grad_accum * args.nproc
+        targs = train_args(train_flags)
+        per_step = targs.batch_size * targs.grad_accum * args.nproc
         if len(items) < per_step:  # every step repeats every item: say so rather than train quietly
             print(f"gradual.py: warning: {name} trains on only {len(items)} item(s) for {steps} steps of {per_step} "
                   f"examples (each item about {steps * per_step // len(items)} times)", file=sys.stderr, flush=True)
@@ -153,9 +150,8 @@ def print_report(report):
     for name, k in report["knowledge"].items():
         print(f"{name}: gained {k['gained']}, kept {k['kept']}, lost {k['lost']} "
               f"(known {k['known_before']} -> {k['known_after']})")
-    for stage in ("stage1", "stage2"):
-        if f"{stage}_skipped" in report:
-            print(f"{stage[:-1]} {stage[-1]} skipped: {report[stage + '_skipped']}")
+    for stage in [s for s in ("stage1", "stage2") if f"{s}_skipped" in report]:
+        print(f"{stage[:-1]} {stage[-1]} skipped: {report[stage + '_skipped']}")
 
 def main(argv=None):
     args, train_flags = get_args(argv)
