@@ -16,6 +16,7 @@ import shlex
 import shutil
 import signal
 import sys
+import time
 
 import torch
 from safetensors.torch import save_file
@@ -121,8 +122,16 @@ def agree_to_stop(stop, ddp, device):
     return flag.item() > 0
 
 def finish_distributed():
-    """The process group's end, after a barrier: no rank tears its pairs down while another still writes or talks."""
-    torch.distributed.barrier()
+    """The process group's end, once every rank is here (a last all-reduce) and gloo's threads are done with it."""
+    last = torch.ones(1, device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+    torch.distributed.all_reduce(last)
+    # A worker thread lets go of a tensor that Python also holds only under the GIL; the group's destructor joins those
+    # threads while holding the GIL (when the DDP wrapper that owns the group is freed). Wait here, the GIL released,
+    # until the thread has let go of the last tensor, or the two deadlock (CI saw a finished run hang at exit).
+    for _ in range(10_000):
+        if last._use_count() == 1:
+            break
+        time.sleep(0.001)
     torch.distributed.destroy_process_group()
 
 def stop_run(args, stop, step, steps, argv, master, world_size, ddp):

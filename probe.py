@@ -54,6 +54,7 @@ if __name__ == "__main__":
 
 import torch  # after the flags are parsed: --help answers in a second
 
+from checkpoint import finish_distributed
 from decode import decode, left_pad, prefix_cache, score_gold, stop_ids
 from eval import exact_match
 from model import load_in
@@ -184,9 +185,7 @@ def main(argv=None):
             for k, (g, s) in part.items():
                 counts[k][0] += g
                 counts[k][1] += s
-        # no rank tears gloo down while another is still in the gather (CI saw one abort at exit)
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+        finish_distributed()  # (no rank tears gloo down while another is still in the gather)
     if rank == 0:
         rows = finish(items, counts, args, str(next(model.parameters()).dtype).removeprefix("torch."))
         tmp = args.out + ".tmp"
