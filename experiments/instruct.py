@@ -189,27 +189,30 @@ def real_it(cfg, rcfg, runner, f, res):
     it = res.setdefault("it", {"config": cfg, "chosen": {}})
     kept = ["--qa", f.kept, "--split", rcfg["kept_split"], "--shots", 4]
     job = functools.partial(real_job, runner, f, res, rcfg, kept)
-    then = functools.partial(record_it, runner, res)
-    runner.batch(real.todo(res, [real.job(rcfg, runner, f, res, "docs", cpt, 0)]),
-                 then=functools.partial(real.record, runner, f, res))  # the CPT checkpoint keeps its weights
+    then, cpt_job = functools.partial(record_it, runner, res), functools.partial(real.job, rcfg, runner, f, res, "docs")
+    then_cpt = functools.partial(real.record, runner, f, res)  # (a CPT run keeps its weights: the IT runs start there)
     grid = [Arm("baseline", [], [f.qa_new], lr, e, dtype=bf16) for lr in cfg["it_lrs"] for e in cfg["it_epochs"]]
-    runner.batch(real.todo(res, [job(cpt, a, 0) for a in grid]), then=then)
+    after_cpt(runner, res, [job(cpt, a, 0) for a in grid], [cpt_job(cpt, 0)], then, then_cpt)
     best = pick(res, grid, [run_name("real", cpt, a, 0) for a in grid])
     sams = [Arm(f"sam{r}", ["--sam", "--rho", r], [f.qa_new], best.lr, best.epochs, dtype=bf16) for r in cfg["rhos"]]
-    runner.batch(real.todo(res, [job(cpt, a, 0) for a in sams]), then=then)
+    after_cpt(runner, res, [job(cpt, a, 0) for a in sams], [cpt_job(cpt, 0)], then, then_cpt)
     rho = pick(res, cfg["rhos"], [run_name("real", cpt, a, 0) for a in sams])
     it["chosen"] = {"lr": best.lr, "epochs": best.epochs, "rho": rho}
     it["dev"] = {n: res["runs"][n] for n in [run_name("real", cpt, a, 0) for a in grid + sams]}
     arms = it_arms(cfg, f.qa_new, best.lr, best.epochs, rho, cpt, cpt_k, dtype=bf16)
-    for s in seeds:  # seed by seed: its CPT checkpoints (again where an arm to run needs the weights), then its arms
-        jobs = real.todo(res, [job(c, a, s) for c, a in arms])
-        cpts = [c for c in (cpt, cpt_k) if real.run_name("docs", c, s) not in res["runs"] or any(
-            name.startswith(f"real_it_{c.name}_") for name, _ in jobs) and not os.path.exists(
-            os.path.join(runner.path(real.run_name("docs", c, s)), "model.safetensors"))]
-        runner.batch([real.job(rcfg, runner, f, res, "docs", c, s) for c in cpts],
-                     then=functools.partial(real.record, runner, f, res))
-        runner.batch(jobs, then=then)
+    for s in seeds:  # seed by seed: its CPT checkpoints, then its arms
+        after_cpt(runner, res, [job(c, a, s) for c, a in arms], [cpt_job(c, s) for c in (cpt, cpt_k)], then, then_cpt)
         tabulate(runner, res, it.setdefault("table", {}), seeds, arms, "real")
+
+
+def after_cpt(runner, res, jobs, cpt_jobs, then, then_cpt):
+    """The IT jobs not recorded yet, after the CPT jobs: those not recorded yet, and those whose weights are not here
+    while an IT job to run starts from them (a later session, without the runs folder, trains them again)."""
+    jobs = real.todo(res, jobs)
+    starts = {cmds[0][cmds[0].index("--init_from") + 1] for _, cmds in jobs}
+    runner.batch([(n, cmds) for n, cmds in cpt_jobs if (n, cmds) in real.todo(res, cpt_jobs) or runner.path(n) in starts
+                  and not os.path.exists(os.path.join(runner.path(n), "model.safetensors"))], then=then_cpt)
+    runner.batch(jobs, then=then)
 
 
 def real_job(runner, f, res, rcfg, kept, cpt, arm, seed):
