@@ -2,7 +2,7 @@
 Speed and memory, every figure of one run (ratios cancel a shared machine's noise): the matmul peak in fp32 and bf16;
 train.py's step (tokens/s, MFU, peak memory) on each arm of ARMS, in rounds of every arm in turn; the same examples
 through a Hugging Face Trainer (padded, and padding-free; it needs `pip install accelerate`); the training state's
-bytes; probe.py (sampling, --fast) against a loop of `generate` calls; whole processes, what a user waits for.
+bytes; probe.py, sampling against --fast; whole processes, what a user waits for.
 
     python bench.py                         # CPU: the embedded default and a larger config -> bench.json
     python bench.py --configs default 0.5b --skip probe   # on a GPU: add the ~0.5B config (bf16) and FSDP2
@@ -27,7 +27,6 @@ from safetensors.torch import load_file
 import data
 import probe
 import train
-from decode import stop_ids
 from lora import add_lora
 from model import load_in, load_model, measure_peak_flops, sync
 from sam import SAM
@@ -74,7 +73,6 @@ def get_args():
     a("--probe_questions", type=int, default=32, help="questions for probe.py's rate")
     a("--probe_train_steps", type=int, default=300, help="train.py steps of the model that is probed")
     a("--fast_questions", type=int, default=256, help="questions for probe.py --fast's rate")
-    a("--naive_questions", type=int, default=2, help="questions for the naive loop's rate (170 generate calls each)")
     a("--whole_questions", type=int, default=500, help="questions of the whole-process runs (0: none)")
     a("--eq_archive", default=os.environ.get("EQ_ARCHIVE"), help="EntityQuestions release archive (smollm2's probe "
       "section; default: $EQ_ARCHIVE, else data/entityquestions/prepare.py downloads it)")
@@ -190,23 +188,8 @@ def bench_config(name, args, device, tmp):
 # -----------------------------------------------------------------------------
 # probing and evaluating
 
-def naive_rate(model, tokenizer, items, pool, args):
-    """One generate() call per question, prompt and sample: questions/s."""
-    from augment import qa_prompt
-    sets, device, t = data.exemplar_sets(pool, args.n_prompts, args.shots, args.seed), model.device, time.perf_counter()
-    gen = dict(max_new_tokens=args.max_new_tokens, eos_token_id=sorted(stop_ids(tokenizer)),
-               pad_token_id=tokenizer.pad_token_id)
-    for it in items:
-        for exemplars in sets[it["relation"]]:
-            suffix = data.encode_pair(tokenizer, qa_prompt(it["question"]), "", bos=False)[0]
-            ids = torch.tensor([list(data.prefix_ids(tokenizer, it, exemplars, args.shots)) + suffix], device=device)
-            for s in range(1 + args.samples):
-                kw = dict(do_sample=True, temperature=args.temperature, top_k=args.top_k) if s else {"do_sample": False}
-                model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen, **kw)
-    return len(items) / (time.perf_counter() - t)
-
 def bench_probe(init, qa, split, args, device):
-    """probe.py (sampling, --fast; after a warm-up each) against the naive loop, in one process, at auto's precision."""
+    """probe.py's questions/s, sampling and --fast (after a warm-up each), in one process, at auto's precision."""
     model, tokenizer, why = load_in(init, device, "auto")
     items, pool = data.read_qa(qa, split), data.read_qa(qa, "dev")
     items = sorted(random.Random(0).sample(items, len(items)), key=lambda it: it["relation"])  # full batches
@@ -216,15 +199,13 @@ def bench_probe(init, qa, split, args, device):
     for name, pa, n, warmup in (("ours", pargs, args.probe_questions, 2), ("fast", fast_args, args.fast_questions, 8)):
         probe.probe(model, tokenizer, items[:warmup], pool, pa)
         rates[name] = n / timed(lambda: probe.probe(model, tokenizer, items[:n], pool, pa))
-    ours, fast = rates["ours"], rates["fast"]
-    naive = naive_rate(model, tokenizer, items[:args.naive_questions], pool, pargs)
-    return {"precision": why, "probe_q_per_s": ours, "fast_q_per_s": fast, "naive_q_per_s": naive,
-            "speedup": ours / naive, "fast_over_sampling": fast / ours, "fast_over_naive": fast / naive}
+    return {"precision": why, "probe_q_per_s": rates["ours"], "fast_q_per_s": rates["fast"],
+            "fast_over_sampling": rates["fast"] / rates["ours"]}
 
 def whole_process(model, qa, split, n, rates, tmp, dtype="auto", shots=None):
     """What a user waits for: `python probe.py --fast` on n questions of `split`, start to exit (and `eval.py --shots`
-    where shots is given), measured; the sampling probe's and the naive loop's estimated: the same fixed part (a
-    process that starts, imports and loads the model, measured) plus n questions at the rates measured in process."""
+    where shots is given), measured; the sampling probe's estimated: the same fixed part (a process that starts,
+    imports and loads the model, measured) plus n questions at the rate measured in process."""
     lines = [(line, json.loads(line).get("split")) for line in open(qa) if line.strip()]
     asked = random.Random(0).sample([line for line, s in lines if s == split], n)
     sub = os.path.join(tmp, "whole.jsonl")
@@ -235,12 +216,11 @@ def whole_process(model, qa, split, n, rates, tmp, dtype="auto", shots=None):
     common = ["--model", model, "--qa", sub, "--split", split, "--dtype", dtype]
     quiet = dict(stderr=subprocess.DEVNULL)
     fast = timed(lambda: python("probe.py", *common, "--fast", "--out", f"{tmp}/whole_probe.jsonl", **quiet))
-    r = {"whole_questions": n, "fixed_s": fixed, "fast_whole_s": fast,
-         "sampling_whole_s": fixed + n / rates["probe_q_per_s"], "naive_whole_s": fixed + n / rates["naive_q_per_s"]}
+    r = {"whole_questions": n, "fixed_s": fixed, "fast_whole_s": fast, "sampling_whole_s": fixed + n / rates[
+        "probe_q_per_s"]}
     if shots is not None:
         r["eval_whole_s"] = timed(lambda: python("eval.py", *common, "--shots", shots, **quiet))
-    return r | {"fast_over_sampling_whole": r["sampling_whole_s"] / fast,
-                "fast_over_naive_whole": r["naive_whole_s"] / fast}
+    return r | {"fast_over_sampling_whole": r["sampling_whole_s"] / fast}
 
 def probe_section(args, device, tmp):
     """The real model on SliCK's EntityQuestions, 4-shot (whole processes in fp32 and bf16), else a small trained one

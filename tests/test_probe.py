@@ -179,15 +179,14 @@ def test_probe_says_where_exemplars_come_from_without_a_dev_split(known_world, t
 @pytest.mark.slow
 def test_bench_whole_process_probes_the_questions_asked(tiny_model, bios, tmp_path):
     """bench.py's whole-process number: `probe.py --fast` run as a user runs it on exactly n questions of the split
-    (with the dev split beside them as the exemplar pool); the other loops' whole processes are its measured fixed
-    part (start, imports, model load) plus n questions at their rates."""
+    (with the dev split beside them as the exemplar pool); the sampling probe's whole process is its measured fixed
+    part (start, imports, model load) plus n questions at its rate."""
     import bench
-    r = bench.whole_process(str(tiny_model), str(bios / "qa.jsonl"), "train", 10,
-                            {"probe_q_per_s": 2.0, "naive_q_per_s": 0.5}, str(tmp_path))
+    r = bench.whole_process(str(tiny_model), str(bios / "qa.jsonl"), "train", 10, {"probe_q_per_s": 2.0},
+                            str(tmp_path))
     rows = [json.loads(l) for l in open(tmp_path / "whole_probe.jsonl")]
     train = {it["id"] for it in probe.read_qa(str(bios / "qa.jsonl"), "train")}
     assert len(rows) == 10 and {row["id"] for row in rows} <= train
     assert len({row["id"] for row in rows}) == 10
     assert 0 < r["fixed_s"] and r["fast_whole_s"] > 0
     assert r["sampling_whole_s"] == pytest.approx(r["fixed_s"] + 5)
-    assert r["naive_whole_s"] == pytest.approx(r["fixed_s"] + 20)
