@@ -1,9 +1,10 @@
 """
 The Runner every regime receives (experiments/reproduce.py makes one): it runs jobs (a job: a run's name and the
 commands that make it, each a repo script run by launch.py), caches them (a finished job leaves job.json and is
-skipped; a train.py stopped midway resumes), records results (results.json, saved after every part) and computes
-a run's metrics (its args.json, its dev curve, the fact-token diagnostic), means and spreads. And Arm, the one
-declaration of an arm that every regime's tables are made of.
+skipped; a train.py stopped midway resumes; a regime that keeps its jobs has them recorded in results.json, so that
+a later session without the runs folder skips them too), records results (results.json, saved after every part) and
+computes a run's metrics (its args.json, its dev curve, the fact-token diagnostic), means and spreads. And Arm, the
+one declaration of an arm that every regime's tables are made of.
 
     python experiments/reproduce.py smoke      # the Runner at work: every regime on tiny worlds (~3 min)
 """
@@ -29,6 +30,7 @@ STOPPED = (130, 143, -2, -15)  # exit codes of a script stopped by Ctrl-C or SIG
 # the precision of every train.py / eval.py / probe.py / gradual.py a job runs unless its command says --dtype: the
 # recorded numbers were made in fp32 (reproduce.py reproduces them on any machine); a table in bf16 asks for it
 DTYPE = "float32"
+KEPT = ("report.json",)  # the files of a run that a kept record holds (gradual.py's report), beside its metrics
 
 
 class Arm(NamedTuple):
@@ -74,13 +76,28 @@ class Runner:
         return os.path.join(self.runs, name)
 
     def finished(self, name):
-        """Whether the job `name` finished (its job.json is there)."""
-        return os.path.exists(os.path.join(self.path(name), "job.json"))
+        """Whether the job `name` finished (its job.json is there, or results.json keeps its record)."""
+        return name in self.results.get("jobs", {}) or os.path.exists(os.path.join(self.path(name), "job.json"))
 
     def read(self, name, file):
-        """A JSON file of a run's folder, {} where it is missing."""
+        """A JSON file of a run's folder; where it is gone, the kept record's copy (KEPT files); else {}."""
         path = os.path.join(self.path(name), file)
-        return json.load(open(path)) if os.path.exists(path) else {}
+        if os.path.exists(path):
+            return json.load(open(path))
+        return self.results.get("jobs", {}).get(name, {}).get("files", {}).get(file, {})
+
+    def keep(self, name):
+        """Record a finished job in results.json's "jobs": what the tables read of it (the metrics of every args.json
+        in its folder, its dev curve, its KEPT files) and its commands, so that a later session without runs/ skips it
+        and can make its weights again where a job to run starts from them (batch's keep)."""
+        out, metrics = self.path(name), {}
+        for d, _, files in os.walk(out):
+            if "args.json" in files:
+                metrics[os.path.relpath(d, out)] = json.load(open(os.path.join(d, "args.json"))).get("metrics", {})
+        self.results.setdefault("jobs", {})[name] = {
+            "commands": self.read(name, "job.json")["commands"], "metrics": metrics, "curve": self.dev_curve(name),
+            "files": {f: self.read(name, f) for f in KEPT if os.path.exists(os.path.join(out, f))}}
+        self.save()
 
     def run_job(self, name, cmds):
         """Run a job's commands in turn unless it finished before; True when it has. A train.py stopped midway
@@ -112,14 +129,24 @@ class Runner:
         print(f"  done {name} ({time.time() - t0:.0f} s)", flush=True)
         return True
 
-    def batch(self, jobs, then=None):
+    def batch(self, jobs, then=None, keep=False):
         """Run (name, commands) jobs, `--jobs` at a time, and wait for all; True when all finished. then(name) is
-        called as each one ends well, in this thread (so it may save results while the next runs train)."""
+        called as each one ends well, in this thread (so it may save results while the next runs train). keep: each
+        job that ends well is recorded (keep()), a recorded one is skipped, and a recorded job whose folder a job to
+        run starts from (--init_from, --model) but whose weights are gone runs again first (one level deep)."""
+        if keep:
+            kept = self.results.get("jobs", {})
+            jobs = [(n, cmds) for n, cmds in jobs if n not in kept]
+            starts = {str(a) for _, cmds in jobs for cmd in cmds for a in cmd}
+            self.batch([(n, r["commands"]) for n, r in kept.items() if self.path(n) in starts
+                        and not os.path.exists(os.path.join(self.path(n), "model.safetensors"))])
         futures = {self.pool.submit(self.run_job, name, cmds): name for name, cmds in jobs}
         ok = True
         try:
             for f in as_completed(futures):
                 ok &= f.result()
+                if f.result() and keep:
+                    self.keep(futures[f])
                 if f.result() and then:
                     then(futures[f])
         except KeyboardInterrupt:  # Ctrl-C (or SIGTERM): no job starts after it (the pool's queue would run them
@@ -137,15 +164,23 @@ class Runner:
         os.replace(self.results_path + ".tmp", self.results_path)
 
     def metrics(self, name):
-        """A run's final metrics (train.py's args.json), {} where it has none."""
-        return self.read(name, "args.json").get("metrics", {})
+        """A run's final metrics (train.py's args.json; name may go into the run: JOB/stage1/best), else those its
+        kept record holds; {} where it has none."""
+        if os.path.exists(os.path.join(self.path(name), "args.json")):
+            return self.read(name, "args.json").get("metrics", {})
+        job, _, inside = name.partition(os.sep)
+        return self.results.get("jobs", {}).get(job, {}).get("metrics", {}).get(os.path.normpath(inside or "."), {})
+
+    def dev_curve(self, name):
+        """A run's [[step, dev EM], ...] (train.py's --eval_every) from its log, else its kept record; None: neither."""
+        log = os.path.join(self.path(name), "log.jsonl")
+        if not os.path.exists(log):
+            return self.results.get("jobs", {}).get(name, {}).get("curve")
+        return [[r["step"], r["dev_exact_match"]] for r in map(json.loads, open(log)) if "dev_exact_match" in r]
 
     def curve(self, names):
-        """Mean dev exact match by step (train.py's --eval_every), over the runs that have a log."""
-        logs = [[json.loads(line) for line in open(os.path.join(self.path(n), "log.jsonl"))]
-                for n in names if os.path.exists(os.path.join(self.path(n), "log.jsonl"))]
-        return self.mean_curve([[[r["step"], r["dev_exact_match"]] for r in log if "dev_exact_match" in r]
-                                for log in logs])
+        """Mean dev exact match by step, over the runs that have a curve."""
+        return self.mean_curve([self.dev_curve(n) for n in names])
 
     @staticmethod
     def mean_curve(curves):
@@ -165,16 +200,22 @@ class Runner:
     def fact_loss(self, name, world):
         """The knowledge-token diagnostic of a run's model: mean loss on the fact tokens of test people's documents
         in formats (variants 32-33 of augment.py, never trained on) and paraphrases (para4..7, never trained on).
-        world: (documents, paraphrases, QA file whose test split names the people). Cached in the run's folder."""
-        cache = os.path.join(self.path(name), "fact_loss.json")
-        if os.path.exists(cache):
-            return json.load(open(cache))
-        model, tok = load_model(self.path(name), self.device)
-        model.eval()
-        out = {kind: statistics.mean(fact_token_losses(model, tok, texts, self.device))
-               for kind, texts in held_out_texts(world).items()}
-        with open(cache, "w") as f:
-            json.dump(out, f)
+        world: (documents, paraphrases, QA file whose test split names the people). Cached in the run's folder and
+        its kept record (a regime that keeps its jobs computes it as each ends: its weights go with runs/)."""
+        cache, record = os.path.join(self.path(name), "fact_loss.json"), self.results.get("jobs", {}).get(name, {})
+        if "fact_loss" in record:
+            return record["fact_loss"]
+        if not os.path.exists(cache):
+            model, tok = load_model(self.path(name), self.device)
+            model.eval()
+            out = {kind: statistics.mean(fact_token_losses(model, tok, texts, self.device))
+                   for kind, texts in held_out_texts(world).items()}
+            with open(cache, "w") as f:
+                json.dump(out, f)
+        out = json.load(open(cache))
+        if record:
+            record["fact_loss"] = out
+            self.save()
         return out
 
 

@@ -10,8 +10,10 @@ Parts: sweeps (K and rho in mixed training, with dev learning curves), table1 (Z
 fact-token diagnostic), search (baseline and SAM in other settings: 2x steps in full mode), table2 (Li et al.:
 gradual.py against its baselines), large (only when asked). Every choice is made on the dev split (K and rho from the
 sweeps, the QA-tuning lr, gradual's fine-tuning lr and per-stage checkpoint); the test split is read once, at a run's
-end. The tables: experiments/report.py.
+end. The tables: experiments/report.py. Every job is kept in results.json as it ends (its metrics, dev curve,
+fact-token losses, gradual.py's report): a later session, without the runs folder, goes on where one stopped.
 """
+import functools
 import json
 import os
 import shutil
@@ -164,7 +166,8 @@ def cell(runner, names, world=None):
 def sweeps(cfg, runner, w):
     """Mixed training at every K and rho; K (above 1) and rho chosen by mean dev EM. Returns them."""
     res, seeds, arms = runner.results, cfg["seeds"], sweep_arms(cfg, w)
-    runner.batch([mixed_job(cfg, runner, run_name(runner, "mixed", a, s), s, a, w.qa) for a in arms for s in seeds])
+    runner.batch([mixed_job(cfg, runner, run_name(runner, "mixed", a, s), s, a, w.qa) for a in arms for s in seeds],
+                 then=functools.partial(runner.fact_loss, world=w.held_out), keep=True)  # (table 1 reads some)
     res["sweeps"] = {f"mixed_{a.name}": cell(runner, [run_name(runner, "mixed", a, s) for s in seeds]) for a in arms}
     K = max([k for k in cfg["ks"] if k > 1], key=lambda k: sweep_dev(res, f"mixed_k{k}"))
     rho = max(cfg["rhos"], key=lambda r: sweep_dev(res, f"mixed_sam{r}"))
@@ -181,13 +184,15 @@ def sweep_dev(res, key):
 def table1(cfg, runner, w, K, rho):
     """Every arm in both protocols: (b) mixed and (a) documents, then QA tuning (its lr chosen on dev, seed 0)."""
     seeds, arms = cfg["seeds"], table1_arms(w, K, rho)
+    diagnose = functools.partial(runner.fact_loss, world=w.held_out)  # (a pre_ run's: a few seconds, not read)
     runner.batch([mixed_job(cfg, runner, run_name(runner, "mixed", a, s), s, a, w.qa) for a in arms for s in seeds] +
-                 [pre_job(cfg, runner, a, s) for a in arms for s in seeds])
-    runner.batch([qa_tune(cfg, runner, f"qalr{lr}", "pre_baseline_s0", 0, lr, w.qa) for lr in cfg["qa_lrs"]])
+                 [pre_job(cfg, runner, a, s) for a in arms for s in seeds], then=diagnose, keep=True)
+    runner.batch([qa_tune(cfg, runner, f"qalr{lr}", "pre_baseline_s0", 0, lr, w.qa) for lr in cfg["qa_lrs"]],
+                 keep=True)
     qa_lr = max(cfg["qa_lrs"], key=lambda lr: runner.metrics(f"qalr{lr}").get("dev_exact_match", -1))
     runner.results.setdefault("chosen", {})["qa_lr"] = qa_lr
     runner.batch([qa_tune(cfg, runner, run_name(runner, "seq", a, s, qa_lr), run_name(runner, "pre", a, s), s,
-                          qa_lr, w.qa) for a in arms for s in seeds])
+                          qa_lr, w.qa) for a in arms for s in seeds], then=diagnose, keep=True)
     runner.results["table1"] = {a.name: {
         "mixed": cell(runner, [run_name(runner, "mixed", a, s) for s in seeds], w.held_out),
         "sequential": cell(runner, [run_name(runner, "seq", a, s, qa_lr) for s in seeds], w.held_out)} for a in arms}
@@ -213,8 +218,10 @@ def search(cfg, runner, rho):
               for people, _ in cfg["search"].values()}
     arms = {people: search_arms(worlds[people], rho) for people in worlds}
     seeds = cfg["search_seeds"]
-    runner.batch([mixed_job(cfg, runner, run_name(runner, setting, a, s), s, a, worlds[people].qa, steps)
-                  for setting, (people, steps) in cfg["search"].items() for a in arms[people] for s in seeds])
+    for setting, (people, steps) in cfg["search"].items():
+        runner.batch([mixed_job(cfg, runner, run_name(runner, setting, a, s), s, a, worlds[people].qa, steps)
+                      for a in arms[people] for s in seeds],
+                     then=functools.partial(runner.fact_loss, world=worlds[people].held_out), keep=True)
     runner.results["search"] = {
         setting: {a.name: cell(runner, [run_name(runner, setting, a, s) for s in seeds], worlds[people].held_out)
                   for a in arms[people]} for setting, (people, _) in cfg["search"].items()}
@@ -237,45 +244,48 @@ def correlate(res):
                 for i, k in enumerate(("formats", "paraphrases"))}}
 
 
+def base_job(cfg, runner, w, seed):
+    """The seed's base model of gradual learning, trained like the mixed baseline, with --qa_pack 4 so that it has
+    seen several QA items in one sequence, as a few-shot probe shows them (without it a small model copies the
+    exemplars' answers). It answers questions and knows the held-out people's facts only partly; a model trained on
+    documents alone probes all Unknown."""
+    flags = ["--data", w.docs, w.qa, "--eval_qa", w.qa, "--qa_pack", 4]
+    return f"gbase_s{seed}", [train_cmd(cfg, runner, f"gbase_s{seed}", seed, flags, cfg["steps"])]
+
+
 def gradual_job(cfg, runner, w, mode, seed, lr):
-    """gradual.py (or one of its baselines, mode) from the seed's base model, which the job trains first if needed.
-    The base is trained like the mixed baseline, with --qa_pack 4 so that it has seen several QA items in one
-    sequence, as a few-shot probe shows them (without it a small model copies the exemplars' answers). It answers
-    questions and knows the held-out people's facts only partly; a model trained on documents alone probes all
-    Unknown. Its test people are split in two: the gradual "train" half (probed, fine-tuned) and the "test" half."""
-    base, name = runner.path(f"gbase_s{seed}"), f"{mode}_lr{lr}_s{seed}"
-    pre = [] if os.path.exists(os.path.join(base, "args.json")) else [
-        train_cmd(cfg, runner, f"gbase_s{seed}", seed, ["--data", w.docs, w.qa, "--eval_qa", w.qa, "--qa_pack", 4],
-                  cfg["steps"])]
-    return name, pre + [["gradual.py", "--model", base, "--qa", w.qa_gradual, "--out_dir", runner.path(name),
-                         "--baseline", mode, "--seed", seed, "--stage_steps", cfg["stage_steps"], "--select_every",
-                         cfg["select_every"], "--lr", lr, "--warmup", 5, "--batch_size", 16, *cfg["probe"]]]
+    """gradual.py (or one of its baselines, mode) from the seed's base model (base_job). The base's test people are
+    split in two: the gradual "train" half (probed, fine-tuned) and the "test" half."""
+    name, base = f"{mode}_lr{lr}_s{seed}", runner.path(f"gbase_s{seed}")
+    return name, [["gradual.py", "--model", base, "--qa", w.qa_gradual, "--out_dir", runner.path(name), "--baseline",
+                   mode, "--seed", seed, "--stage_steps", cfg["stage_steps"], "--select_every", cfg["select_every"],
+                   "--lr", lr, "--warmup", 5, "--batch_size", 16, *cfg["probe"]]]
 
 
 def share_probes(cfg, runner, names, seed):
     """The base model's probes, made by the seed's first run, are the same for every run: copied, not made again."""
     for name in names:
-        os.makedirs(runner.path(name), exist_ok=True)
         for f in PROBES:
             src = os.path.join(runner.path(f"one_stage_lr{cfg['ft_lrs'][0]}_s{seed}"), f)
             if os.path.exists(src) and not os.path.exists(os.path.join(runner.path(name), f)):
+                os.makedirs(runner.path(name), exist_ok=True)
                 shutil.copy(src, os.path.join(runner.path(name), f))
 
 
 def table2(cfg, runner, w):
     """gradual.py and its same-budget baselines; the fine-tuning lr by one_stage's stage-1 dev EM, seed 0."""
     seeds, lrs = cfg["seeds"], cfg["ft_lrs"]
-    runner.batch([gradual_job(cfg, runner, w, "one_stage", s, lrs[0]) for s in seeds])  # trains the base, probes it
+    runner.batch([base_job(cfg, runner, w, s) for s in seeds], keep=True)
+    runner.batch([gradual_job(cfg, runner, w, "one_stage", s, lrs[0]) for s in seeds], keep=True)  # probes the base
     share_probes(cfg, runner, [f"one_stage_lr{lr}_s0" for lr in lrs[1:]], 0)
-    runner.batch([gradual_job(cfg, runner, w, "one_stage", 0, lr) for lr in lrs[1:]])
+    runner.batch([gradual_job(cfg, runner, w, "one_stage", 0, lr) for lr in lrs[1:]], keep=True)
     lr = max(lrs, key=lambda v: stage1_dev(runner, v)) if len(lrs) > 1 else lrs[0]
     runner.results.setdefault("chosen", {})["ft_lr"] = lr
     for s in seeds:
         share_probes(cfg, runner, [f"{m}_lr{lr}_s{s}" for m in GRADUAL_MODES], s)
-    runner.batch([gradual_job(cfg, runner, w, m, s, lr) for m in GRADUAL_MODES for s in seeds])
-    runner.results["table2"] = {m: [runner.read(f"{m}_lr{lr}_s{s}", "report.json") for s in seeds
-                                    if os.path.exists(os.path.join(runner.path(f"{m}_lr{lr}_s{s}"), "report.json"))]
-                                for m in GRADUAL_MODES}
+    runner.batch([gradual_job(cfg, runner, w, m, s, lr) for m in GRADUAL_MODES for s in seeds], keep=True)
+    reports = {m: [runner.read(f"{m}_lr{lr}_s{s}", "report.json") for s in seeds] for m in GRADUAL_MODES}
+    runner.results["table2"] = {m: [r for r in rs if r] for m, rs in reports.items()}
 
 
 def stage1_dev(runner, lr):
@@ -292,6 +302,6 @@ def large(cfg, runner, K, rho):
             name = run_name(runner, "large", a, s)
             flags = ["--data", *a.data, w.qa, "--eval_qa", w.qa, *LARGE["flags"], *a.flags]
             jobs.append((name, [train_cmd(cfg, runner, name, s, flags, LARGE["steps"])]))
-    runner.batch(jobs)
+    runner.batch(jobs, keep=True)
     runner.results["large"] = {"config": LARGE, "cells": {
         a.name: cell(runner, [run_name(runner, "large", a, s) for s in LARGE["seeds"]]) for a in arms}}

@@ -54,6 +54,7 @@ def test_reproduce_smoke(tmp_path):
     assert all(c["early_stop"] and c["end"] and c["per_seed_end"] for c in t["unknown"].values())
     assert all(t["unknown_curves"].values())
     assert all(t["table2"][m] for m in ("gradual", "one_stage", "two_rounds", "random", "all"))
+    later_session_from_scratch(tmp_path, r)
     runs = [d for d in (tmp_path / "runs" / "smoke").glob("real_*")
             if d.is_dir() and d.name.startswith(("real_docs", "real_mixed", "real_g_", "real_unk", "real_it_"))]
     assert not any(f.name == "trainer_state.pt" for d in runs for f in d.rglob("*"))  # pruned once recorded
@@ -125,6 +126,26 @@ def test_ctrl_c_or_kill_stops_it(tmp_path, sig):
     assert len(list((tmp_path / "runs" / "smoke").glob("*/job.json"))) < 3
 
 
+def later_session_from_scratch(tmp_path, r):
+    """The from-scratch regime keeps its jobs in results.json: a later session without runs/ skips them and makes the
+    same tables, training again only the jobs it lacks and the weights they start from (their pre_ or gbase_ run)."""
+    tables = ("sweeps", "table1", "search", "table2", "fact_loss_vs_test_em")
+    kept = [d for d in (tmp_path / "runs" / "smoke").iterdir() if d.name in r["jobs"]]
+    assert len(kept) == len(r["jobs"]) > 20 and all(rec["commands"] for rec in r["jobs"].values())
+    for d in kept:
+        shutil.rmtree(d)
+    redo = [f"seq_baseline_lr{r['chosen']['qa_lr']}_s0", f"gradual_lr{r['chosen']['ft_lr']}_s0"]
+    results = json.load(open(tmp_path / "results" / "smoke" / "results.json"))
+    for n in redo:
+        del results["jobs"][n]
+    json.dump(results, open(tmp_path / "results" / "smoke" / "results.json", "w"))
+    run("experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "table1", "search", "table2")
+    again = json.load(open(tmp_path / "results" / "smoke" / "results.json"))
+    assert {k: again.get(k) for k in tables} == {k: r.get(k) for k in tables}
+    assert {d.name for d in (tmp_path / "runs" / "smoke").iterdir() if d.name in again["jobs"]} == {
+        *redo, "pre_baseline_s0", "gbase_s0"}
+
+
 class WouldRun:
     """In place of Runner.run_job: runs nothing, notes each job's name and reports it unfinished."""
 
@@ -140,8 +161,9 @@ def test_recorded_runs_are_skipped(tmp_path):
     """Every run that the committed experiments/results/full/results.json records (results["real"]["runs"] and
     results["real"]["slick"]["runs"]) is found by its name and skipped: the real regime's real_dev, real_table1 and
     real_table2, planned in full mode from that file alone (no runs folder, no SmolLM2, no EntityQuestions), start no
-    job and leave every table as it is. A run name that changes fails here. (The other regimes record no runs in
-    results.json: their runs are cached by the runs folder's job.json.)"""
+    job and leave every table as it is. A run name that changes fails here. (The from-scratch regime keeps its jobs in
+    results.json's "jobs": test_reproduce_smoke checks a later session; the pretrained regime's runs are cached by
+    the runs folder's job.json only.)"""
     sys.path.insert(0, os.path.join(ROOT, "experiments"))
     import real
     import scratch
