@@ -35,7 +35,9 @@ PROBE_FLAGS = (("--n_prompts", int, 10, "few-shot prompts per question (N_ex)"),
                ("--temperature", float, 0.5, "sampling temperature"), ("--top_k", int, 40, "sampling top-k"),
                ("--probe_batch_size", int, 32, "questions per batch (probe.py's --batch_size)"))
 
+
 def get_args(argv=None):
+    """gradual.py's own flags, and the rest (passed to every train.py stage)."""
     argv = sys.argv[1:] if argv is None else argv
     epilog = None
     if "-h" in argv or "--help" in argv:  # train.py's own --help (quick: before torch loads) lists the flags passed on
@@ -69,6 +71,7 @@ def train_args(train_flags):
     return p.parse_args(train_flags + ["--init_from", "base"])
 
 def run(args, script, flags, distributed=True):
+    """One stage: a repo script as its own process (torchrun where --nproc > 1), its command line saved."""
     torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}"]
     launcher = [sys.executable] + ([] if args.nproc == 1 or not distributed else torchrun)
     cmd = launcher + [os.path.join(HERE, script)] + [str(f) for f in flags]
@@ -83,6 +86,7 @@ def run(args, script, flags, distributed=True):
         sys.exit(f"gradual.py: stage failed: {line}")
 
 def do_probe(args, model, split, name, seed=None):
+    """probe.py on a split, unless done: {item id: SliCK category}."""
     out = os.path.join(args.out_dir, f"probe_{name}.jsonl")
     if not os.path.exists(out):  # probe.py writes atomically: present means finished
         flags = ["--model", model, "--qa", args.qa, "--split", split, "--out", out,
@@ -94,6 +98,7 @@ def do_probe(args, model, split, name, seed=None):
         return {r["id"]: r["category"] for r in map(json.loads, f)}
 
 def do_train(args, init, items, name, train_flags, steps):
+    """train.py on `items` from `init` for `steps` steps, unless done (a stopped one resumes): the model's folder."""
     out = os.path.join(args.out_dir, name)
     done = os.path.join(out, "DONE")
     if not os.path.exists(done):
@@ -116,6 +121,7 @@ def do_train(args, init, items, name, train_flags, steps):
     return os.path.join(out, "best") if args.select_every and os.path.isdir(os.path.join(out, "best")) else out
 
 def do_eval(args, model, name, test_categories):
+    """eval.py's test exact match (by base category too), unless done."""
     out = os.path.join(args.out_dir, f"eval_{name}.json")
     if not os.path.exists(out):
         flags = ["--model", model, "--qa", args.qa, "--split", "test", "--out", out, "--probe", test_categories]
@@ -125,19 +131,31 @@ def do_eval(args, model, name, test_categories):
         return json.load(f)
 
 def transitions(before, after):
-    m = {a: {b: 0 for b in CATEGORIES} for a in CATEGORIES}
-    for k, a in before.items():
-        m[a][after[k]] += 1
-    return m
+    """How many items went from each category (rows) to each (columns)."""
+    return {a: {b: sum(before[k] == a and after[k] == b for k in before) for b in CATEGORIES} for a in CATEGORIES}
 
 def knowledge(before, after):
+    """Knowledge gained (to Highly/MaybeKnown from below), kept and lost (HighlyKnown), known before and after."""
     return {"gained": sum(before[k] not in KNOWN and after[k] in KNOWN for k in before),
             "kept": sum(before[k] == "HighlyKnown" and after[k] == "HighlyKnown" for k in before),
             "lost": sum(before[k] == "HighlyKnown" and after[k] != "HighlyKnown" for k in before),
             "known_before": sum(v in KNOWN for v in before.values()),
             "known_after": sum(v in KNOWN for v in after.values())}
 
+def stage2_items(args, train_items, maybe, probes, rng):
+    """Stage 2's set: gradual, the items that moved up in stage 1 plus a HighlyKnown replay (--replay of the set);
+    two_rounds, MaybeKnown again; random, as many random train items."""
+    moved = [train_items[k] for k, c in probes["base"].items()
+             if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
+    moved_ids = {it["id"] for it in moved}  # replay: no item twice
+    highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown" and k not in moved_ids]
+    n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
+    n_random = min(len(train_items), len(moved) + n_replay)
+    return {"gradual": moved + rng.sample(highly, n_replay), "two_rounds": maybe,  # (both drawn on every baseline,
+            "random": rng.sample(list(train_items.values()), n_random)}[args.baseline]  # in this order: the seed's)
+
 def print_report(report):
+    """The report as tables: categories and test EM by stage, the transitions, knowledge gained / kept / lost."""
     print(f"\n{'':<8}" + "".join(f"{c:>13}" for c in CATEGORIES) + f"{'test EM':>10}")
     for stage, counts in report["categories"].items():
         em = report["test_exact_match"].get(stage)
@@ -154,6 +172,7 @@ def print_report(report):
         print(f"{stage[:-1]} {stage[-1]} skipped: {report[stage + '_skipped']}")
 
 def main(argv=None):
+    """Probe the base (twice: probe noise), stage 1, re-probe, stage 2, evaluate every model, write report.json."""
     args, train_flags = get_args(argv)
     if int(os.environ.get("RANK", 0)) != 0:
         return  # launched under torchrun: rank 0 drives the stages, each of them a torchrun of its own
@@ -182,22 +201,13 @@ def main(argv=None):
         skipped["stage1"] = ("the base model has no MaybeKnown items (probe_base.jsonl), "
                              "so stage 1 had nothing to train on")
     if not one_run and stage1:
-        moved = [train_items[k] for k, c in probes["base"].items()
-                 if c in ("WeaklyKnown", "Unknown") and probes["stage1"][k] in KNOWN]
-        moved_ids = {it["id"] for it in moved}  # replay: no item twice
-        highly = [train_items[k] for k, c in probes["stage1"].items() if c == "HighlyKnown" and k not in moved_ids]
-        n_replay = min(len(highly), round(len(moved) * args.replay / (1 - args.replay)))
-        n_random = min(len(train_items), len(moved) + n_replay)
-        stage2 = {"gradual": moved + rng.sample(highly, n_replay), "two_rounds": maybe,
-                  "random": rng.sample(list(train_items.values()), n_random)}[args.baseline]
+        stage2 = stage2_items(args, train_items, maybe, probes, rng)
         if stage2:
             models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
             probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
     if not one_run and not stage2:
         skipped["stage2"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), "
                              "so stage 2 had nothing to train on" if stage1 else "stage 1 was skipped")
-    for stage, why in skipped.items():
-        print(f"gradual.py: {why}: {stage[:-1]} {stage[-1]} skipped", flush=True)
     evals = {name: do_eval(args, m, name, test_categories) for name, m in models.items()}
     stages = list(probes)
     # and base -> the last stage where that is not a pair already (base->base: nothing trained)
