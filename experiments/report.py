@@ -9,6 +9,7 @@ Sections in the order printed: scratch_section (the from-scratch regime), pretra
 real model, with real_slick_section for its Table 2); gradual_table serves every Table 2. Figures: figures().
 """
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -89,8 +90,10 @@ def scratch_section(r):
     """The from-scratch regime: sweeps, Table 1, search, the fact-loss correlation, Table 2, the larger world."""
     cfg = r["config"]
     made = ", ".join(f"{part} {c}" for part, c in r.get("commits", {}).items()) or "before commits were recorded"
-    print(f"Mode `{r['mode']}` on {r.get('machine', '?')}: {cfg['people']} people, {cfg['steps']} steps of "
-          f"{cfg['batch']} examples, {len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds. Code: {made}.\n")
+    runs = collections.Counter((j["commit"], j["machine"]) for j in r.get("jobs", {}).values())
+    where = "; ".join(f"{n} at {c} on {m}" for (c, m), n in runs.items()) or r.get("machine", "?")
+    print(f"Mode `{r['mode']}`: {cfg['people']} people, {cfg['steps']} steps of {cfg['batch']} examples, "
+          f"{len(cfg['seeds'])} seed(s) per cell. Mean ± std over seeds. Code: {made}. Runs: {where}.\n")
     if "sweeps" in r:
         print("**Sweeps, mixed training: exact match % on dev and test people (K formats; SAM radius rho)**\n")
         print("| run | dev EM | test EM | dev EM at 1/4, 1/2, 3/4, all of the steps | tokens trained |\n"

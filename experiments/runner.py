@@ -59,7 +59,8 @@ class Runner:
         self.results_path = os.path.join(root, "results", mode, "results.json")
         os.makedirs(os.path.dirname(self.results_path), exist_ok=True)
         self.results = json.load(open(self.results_path)) if os.path.exists(self.results_path) else {}
-        machine = torch.cuda.get_device_name() if device == "cuda" else f"{os.cpu_count()} CPU cores"
+        machine = torch.cuda.get_device_name() if device == "cuda" else \
+            f"{os.cpu_count()} CPU cores ({torch.backends.cpu.get_cpu_capability()})"  # (the kernels: AVX2, AVX512)
         self.results.update(mode=mode, config=config, device=device, machine=machine)
         self.pool = ThreadPoolExecutor(jobs)
         self.started = self.saved_at = time.time()
@@ -95,7 +96,9 @@ class Runner:
             if "args.json" in files:
                 metrics[os.path.relpath(d, out)] = json.load(open(os.path.join(d, "args.json"))).get("metrics", {})
         self.results.setdefault("jobs", {})[name] = {
-            "commands": self.read(name, "job.json")["commands"], "metrics": metrics, "curve": self.dev_curve(name),
+            "commands": [[str(a).replace(self.runs, "{runs}") for a in cmd]  # (another clone: its own runs folder)
+                         for cmd in self.read(name, "job.json")["commands"]], "commit": self.commit(),
+            "machine": self.results["machine"], "metrics": metrics, "curve": self.dev_curve(name),
             "files": {f: self.read(name, f) for f in KEPT if os.path.exists(os.path.join(out, f))}}
         self.save()
 
@@ -138,7 +141,8 @@ class Runner:
             kept = self.results.get("jobs", {})
             jobs = [(n, cmds) for n, cmds in jobs if n not in kept]
             starts = {str(a) for _, cmds in jobs for cmd in cmds for a in cmd}
-            self.batch([(n, r["commands"]) for n, r in kept.items() if self.path(n) in starts
+            self.batch([(n, [[a.replace("{runs}", self.runs) for a in cmd] for cmd in r["commands"]])
+                        for n, r in kept.items() if self.path(n) in starts
                         and not os.path.exists(os.path.join(self.path(n), "model.safetensors"))])
         futures = {self.pool.submit(self.run_job, name, cmds): name for name, cmds in jobs}
         ok = True

@@ -108,19 +108,27 @@ def run(parts, runner):
     cfg = MODES[runner.mode]
     w = make_world(runner, "world", cfg["people"])
     K, rho = runner.results.get("chosen", {}).get("K", 4), runner.results.get("chosen", {}).get("rho", 0.05)
-    if set(parts) & {"sweeps", "table1", "search", "table2"}:  # the code its tables are made with
-        runner.results.setdefault("commits", {}).update({p: runner.commit() for p in parts if p in PARTS})
     if "sweeps" in parts:
         K, rho = sweeps(cfg, runner, w)
+        made(runner, "sweeps")
     if "table1" in parts:
         table1(cfg, runner, w, K, rho)
+        made(runner, "table1")
     if "search" in parts:
         search(cfg, runner, rho)
+        made(runner, "search")
     correlate(runner.results)
     if "table2" in parts:
         table2(cfg, runner, w)
+        made(runner, "table2")
     if "large" in parts:
         large(cfg, runner, K, rho)
+
+
+def made(runner, part):
+    """A part's table is written: the code it is made with (git's HEAD) beside it (each kept run has its own too)."""
+    runner.results.setdefault("commits", {})[part] = runner.commit()
+    runner.save()
 
 
 def make_world(runner, name, people):
