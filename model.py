@@ -183,15 +183,18 @@ def pick_dtype(name, device, width=None):
     """(dtype, why) for --dtype: float32, bfloat16, or auto: bf16 where the device computes it natively (CUDA with
     bf16; a CPU with AVX512-BF16 or AMX) and, on a CPU, the model is at least 256 wide (bench.py: a 128-wide model
     trains only 1.1-1.25x faster in bf16 there, not worth leaving fp32; 256 wide 1.6x, SmolLM2 2x); else float32."""
-    if name != "auto":
-        return getattr(torch, name), f"--dtype {name}"
-    if str(device).startswith("cuda"):
+    cpu = not str(device).startswith("cuda")
+    caps = getattr(torch.cpu, "get_capabilities", dict)() if cpu else {}  # (torch >= 2.8; else AVX512-BF16 alone)
+    native = not cpu or any(v is True and "bf16" in k for k, v in caps.items()) or \
+        getattr(torch.cpu, "_is_avx512_bf16_supported", bool)()
+    if name != "auto":  # (bf16 on a CPU without it is emulated: a SmolLM2 step took 154 s on an AVX2 CPU)
+        return getattr(torch, name), f"--dtype {name}" + ("" if native or name != "bfloat16" else
+                                                           " (this CPU computes no bf16 natively: slow)")
+    if not cpu:
         if torch.cuda.is_bf16_supported():
             return torch.bfloat16, "auto: bf16 on this GPU"
         return torch.float32, "auto: fp32, no bf16 on this GPU"
-    caps = getattr(torch.cpu, "get_capabilities", dict)()  # (torch >= 2.8; before it, AVX512-BF16 is asked alone)
-    if not any(v is True and "bf16" in k for k, v in caps.items()) and \
-            not getattr(torch.cpu, "_is_avx512_bf16_supported", bool)():
+    if not native:
         return torch.float32, "auto: fp32, this CPU computes no bf16 natively"
     if width is not None and width < 256:
         return torch.float32, f"auto: fp32, a {width}-wide model gains little from bf16 on a CPU"

@@ -31,8 +31,11 @@ import functools
 import json
 import os
 
+import torch
+
 from runner import Arm  # (first: it puts the repository root on the path)
 from data import CATEGORIES
+from model import pick_dtype
 import pretrained
 import real
 
@@ -123,6 +126,9 @@ def run(parts, runner):
     """The parts asked for: the real model's need its base measurements (real.py), pt_it the tiny base models."""
     cfg = MODES[runner.mode]
     if {"real_bf16", "real_it"} & set(parts):
+        if runner.device == "cpu" and pick_dtype("auto", "cpu")[0] != torch.bfloat16:
+            print("instruct.py: warning: real_bf16 and real_it run in bf16, which this CPU lacks (AVX512-BF16, AMX): "
+                  "a SmolLM2 step took 154 s on an AVX2 CPU, against 2-4 s on one that has it", flush=True)
         rcfg, res = real.MODES[runner.mode], runner.results.setdefault("real", {})
         f = real.setup(rcfg, runner)
         real.measure_base(rcfg, runner, f, res)

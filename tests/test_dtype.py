@@ -20,6 +20,8 @@ def test_auto_picks_bf16_only_where_it_is_native_and_pays(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     dtype, why = model_py.pick_dtype("auto", "cpu", 4096)  # an older CPU: fp32, and the run says why
     assert dtype == torch.float32 and "no bf16" in why
+    dtype, why = model_py.pick_dtype("bfloat16", "cpu", 4096)  # asked for there: bf16, and the run says it is slow
+    assert dtype == torch.bfloat16 and "no bf16 natively: slow" in why
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, bios):
