@@ -62,6 +62,7 @@ class Runner:
         machine = torch.cuda.get_device_name() if device == "cuda" else \
             f"{os.cpu_count()} CPU cores ({torch.backends.cpu.get_cpu_capability()})"  # (the kernels: AVX2, AVX512)
         self.results.update(mode=mode, config=config, device=device, machine=machine)
+        self.code = self.commit()  # the code this process runs its jobs with (kept with each of them)
         self.pool = ThreadPoolExecutor(jobs)
         self.started = self.saved_at = time.time()
 
@@ -97,7 +98,7 @@ class Runner:
                 metrics[os.path.relpath(d, out)] = json.load(open(os.path.join(d, "args.json"))).get("metrics", {})
         self.results.setdefault("jobs", {})[name] = {
             "commands": [[str(a).replace(self.runs, "{runs}") for a in cmd]  # (another clone: its own runs folder)
-                         for cmd in self.read(name, "job.json")["commands"]], "commit": self.commit(),
+                         for cmd in self.read(name, "job.json")["commands"]], "commit": self.code,
             "machine": self.results["machine"], "metrics": metrics, "curve": self.dev_curve(name),
             "files": {f: self.read(name, f) for f in KEPT if os.path.exists(os.path.join(out, f))}}
         self.save()
