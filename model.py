@@ -221,10 +221,11 @@ def measure_peak_flops(device, dtype, trials=3):
     """The matmul rate this device reaches (the MFU denominator): the best of a few trials (neighbours slow one)."""
     n, reps = (8192, 20) if str(device).startswith("cuda") else (1024, 4)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    a @ b  # warms up (on a GPU the first matmul also starts cuBLAS: not a rate)
     t0 = sync(device)
-    a @ b  # warms up
-    if (warm := sync(device) - t0) > 1:  # an emulated precision (bf16 on an AVX2 CPU: 4 s): one matmul says enough
-        return 2 * n ** 3 / warm
+    a @ b
+    if (one := sync(device) - t0) > 1:  # an emulated precision (bf16 on an AVX2 CPU: 4 s a matmul): one says enough
+        return 2 * n ** 3 / one
     times = []
     for _ in range(trials):
         t0 = sync(device)
