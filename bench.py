@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 import data
+import data.batches
 import probe
 import train
 from lora import add_lora
@@ -119,8 +120,8 @@ def trainer_tokens_per_s(init, batch_size, steps, which="mixed", flatten=False):
                               TrainingArguments)
     model, tokenizer = load_model(init)
     args = train.get_args(["--data", *DATA[which]])
-    examples = [v[0] for v in data.load_examples(args, [data.read_examples(p, "train") for p in args.data], tokenizer,
-                                                 10**9, False)]
+    files = [data.read_examples(p, "train") for p in args.data]
+    examples = [v[0] for v in data.batches.load_examples(args, files, tokenizer, 10**9, False)]
     dataset = [{"input_ids": x, "labels": [t if any(a <= i < b for a, b in s) else -100 for i, t in enumerate(x)]}
                for x, s in examples]  # the loss where train.py puts it: all of a document, a QA item's answer
     times, cuda = [], torch.cuda.is_available()

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
                                                      set_optimizer_state_dict)
 
-from data import DataError
+from data import DataError, write_json
 from lora import merged_state_dict
 
 def commit(out_dir):
@@ -34,12 +34,6 @@ def commit(out_dir):
             if name != "COMPLETE":
                 os.replace(os.path.join(nxt, name), os.path.join(out_dir, name))
     shutil.rmtree(nxt, ignore_errors=True)
-
-def write_json(path, obj):
-    """A JSON file, whole or not at all."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 def full_states(args, model, raw_model, optimizer):
     """(model state, optimizer state, LoRA's trainable tensors): every rank gathers FSDP2's shards to rank 0's CPU."""

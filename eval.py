@@ -17,12 +17,11 @@ train.py evaluates with it (--eval_qa); the generation and scoring are decode.py
 """
 import argparse
 import json
-import os
 import string
 import sys
 from collections import defaultdict
 
-from data import DataError, Help, exemplar_pool, exemplar_sets, make_prompt, prefix_ids, read_qa
+from data import DataError, Help, exemplar_pool, exemplar_sets, make_prompt, prefix_ids, read_qa, write_json
 
 def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
@@ -147,10 +146,9 @@ def main(argv=None):
     split, shots = f" [{args.split}]" if args.split else "", f", {args.shots}-shot" if args.shots else ""
     print_table(result, f"{args.model} on {args.qa}{split}{shots} ({why})")
     if args.out:
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(dict(model=args.model, qa=args.qa, split=args.split, shots=args.shots, format=args.prompt_format,
-                           dtype=str(next(model.parameters()).dtype).removeprefix("torch.")) | result, f, indent=1)
-        os.replace(args.out + ".tmp", args.out)
+        write_json(args.out, dict(model=args.model, qa=args.qa, split=args.split, shots=args.shots,
+                                  format=args.prompt_format,
+                                  dtype=str(next(model.parameters()).dtype).removeprefix("torch.")) | result)
 
 if __name__ == "__main__":
     main()

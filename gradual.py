@@ -25,7 +25,7 @@ import shlex
 import subprocess
 import sys
 
-from data import CATEGORIES, DataError, Help, read_qa
+from data import CATEGORIES, DataError, Help, read_qa, write_json
 from launch import run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -192,19 +192,18 @@ def main(argv=None):
     maybe = [train_items[k] for k, c in probes["base"].items() if c == "MaybeKnown"]
     models = {"base": args.model}
     one_run = args.baseline in ("one_stage", "all")
-    stage1, stage2, skipped = list(train_items.values()) if args.baseline == "all" else maybe, [], {}
+    stage1 = list(train_items.values()) if args.baseline == "all" else maybe
     if stage1:
         models["stage1"] = do_train(args, args.model, stage1, "stage1", train_flags,
                                     args.stage_steps * (2 if one_run else 1))
         probes["stage1"] = do_probe(args, models["stage1"], "train", "stage1")
-    else:  # legitimate outcomes of the method, reported as such: the last model trained (or the base) is the result
-        skipped["stage1"] = ("the base model has no MaybeKnown items (probe_base.jsonl), "
-                             "so stage 1 had nothing to train on")
-    if not one_run and stage1:
-        stage2 = stage2_items(args, train_items, maybe, probes, rng)
-        if stage2:
-            models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
-            probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
+    stage2 = [] if one_run or not stage1 else stage2_items(args, train_items, maybe, probes, rng)
+    if stage2:
+        models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
+        probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
+    # an empty stage is a legitimate outcome of the method, reported as such: the last model trained is the result
+    skipped = {"stage1": "the base model has no MaybeKnown items (probe_base.jsonl), so stage 1 had nothing to "
+               "train on"} if not stage1 else {}
     if not one_run and not stage2:
         skipped["stage2"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), "
                              "so stage 2 had nothing to train on" if stage1 else "stage 1 was skipped")
@@ -225,9 +224,7 @@ def main(argv=None):
     if not one_run:
         report["n_stage2"] = len(stage2)
     report |= {f"{stage}_skipped": why for stage, why in skipped.items()}
-    with open(os.path.join(args.out_dir, "report.json.tmp"), "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(os.path.join(args.out_dir, "report.json.tmp"), os.path.join(args.out_dir, "report.json"))
+    write_json(os.path.join(args.out_dir, "report.json"), report)
     print_report(report)
 
 if __name__ == "__main__":

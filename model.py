@@ -143,7 +143,7 @@ def distribute(model, fsdp, ddp, local_rank, device):
     return model
 
 def loss_sum_of(model, inputs, labels, gather=True):
-    """Summed token loss of one micro-batch (data.micro_batches). Logits only where a target is: a forward
+    """Summed token loss of one micro-batch (data/batches.py: micro_batches). Logits only where a target is: a forward
     pre-hook hands lm_head just the hidden states that predict a target (a QA prompt costs no lm_head, nor
     does any position in a packed row that predicts nothing), so the logits are (1, targets, vocab).
     gather=False (a model whose logits are not its lm_head's output, see model_checks) computes them all.

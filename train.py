@@ -26,7 +26,8 @@ import time
 from collections import namedtuple
 from contextlib import nullcontext
 
-from data import DataError, Help, global_batch, load_examples, micro_batches, read_examples, read_qa, splits_of
+from data import DataError, Help, read_examples, read_qa, splits_of, write_json
+from data.batches import global_batch, load_examples, micro_batches
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIOS = os.path.join(HERE, "data", "bios")
@@ -124,7 +125,7 @@ from tqdm import tqdm
 from transformers.utils import logging as hf_logging
 
 from checkpoint import (agree_to_stop, catch_signals, commit, finish_distributed, load_state, restore, save, start_log,
-                        stop_run, write_json)
+                        stop_run)
 from eval import evaluate, print_table
 from model import (build, check_packing, distribute, loss_sum_of, measure_peak_flops, peak_memory, pick_dtype, sync,
                    train_flops)

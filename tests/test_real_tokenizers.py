@@ -10,6 +10,7 @@ import pytest
 
 import augment
 import data
+from data import batches
 import probe
 from conftest import run
 from decode import stop_ids
@@ -98,7 +99,7 @@ def test_one_bos_per_few_shot_prompt_and_qa_pack_builds_the_probes_sequence(name
     # train.py --qa_pack 5 on these five items: each packed sequence is one BOS and the items end to end,
     # token for token what a probe feeds the model when it asks the last of them after the other four
     args = Namespace(aug=1, qa_aug=1, qa_pack=5, seed=0, chat=False)
-    examples = data.load_examples(args, [("qa", items)], tok, 10 ** 6, False)
+    examples = batches.load_examples(args, [("qa", items)], tok, 10 ** 6, False)
     assert len(examples) == 1 and len(examples[0]) == 8
     by_question = {it["question"]: it for it in items}
     for ids, spans in examples[0]:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import data
+from data import batches
 import eval as ev
 import probe
 from conftest import ENV, ROOT, run
@@ -90,7 +91,8 @@ def test_packed_and_padded_logits_and_losses_agree(world, model):
         texts = ([d["text"] for d in data.read_docs(str(world / "docs.jsonl"))]
                  + ["Question: What is the capital of Italy?\nAnswer: Rome"])
         rows = [(data.encode_doc(tok, t), ((0, len(data.encode_doc(tok, t))),)) for t in texts]
-        packed, padded = data.pack_rows(rows, tok.pad_token_id, "cpu", 4.0), data.collate(rows, tok.pad_token_id, "cpu")
+        packed = batches.pack_rows(rows, tok.pad_token_id, "cpu", 4.0)
+        padded = batches.collate(rows, tok.pad_token_id, "cpu")
         assert packed[0]["input_ids"].shape[0] == 1 and padded[0]["input_ids"].shape[0] == 3
         with torch.no_grad():
             losses = [loss_sum_of(m, *b).item() for b in (packed, padded)]

@@ -20,6 +20,7 @@ import eval as ev
 import train
 from conftest import ENV, ROOT, TINY, run
 import data
+from data import batches
 from data import encode_pair, read_docs, read_qa
 from model import load_model, loss_sum_of, model_checks
 from trained_facts import facts_file, one_thread, trained_on_facts, write_jsonl
@@ -162,7 +163,7 @@ def test_training_sequences_carry_the_fact_tokens(tiny_model, bios):
         return tok(s, add_special_tokens=False)["input_ids"]
     files = [read_examples(str(bios / "docs.jsonl")), read_examples(str(bios / "qa.jsonl"), "train")]
     args = Namespace(aug=16, qa_aug=8, qa_pack=1, seed=0, chat=False)
-    examples = data.load_examples(args, files, tok, 10 ** 6, True)
+    examples = batches.load_examples(args, files, tok, 10 ** 6, True)
     docs, qa = files[0][1], files[1][1]
     assert len(examples) == len(docs) + len(qa)
     for doc, ex in zip(docs, examples):  # a document: 16 formats, each with every fact and the name
@@ -214,7 +215,7 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
     by_first = {ids[0]: (ids, spans[0][0]) for ids, spans in batch}
     seen, n_targets = [], 0
     for rank in range(world_size):
-        pieces = data.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", pack)
+        pieces = batches.micro_batches(list(batch), grad_accum, rank, world_size, PAD, "cpu", pack)
         assert len(pieces) == grad_accum  # one forward per micro-batch
         for inputs, labels in pieces:
             ids = inputs["input_ids"]
@@ -252,7 +253,7 @@ def test_micro_batches_mask_prompts_and_padding_and_cover_the_batch(world_size, 
 def test_examples_of_similar_lengths_are_padded_not_packed():
     """Packing pays where padding wastes: documents of about one length are padded (bench.py measured it faster)."""
     rows = [([100 + r] + [7] * (18 + r % 3), ((0, 19 + r % 3),)) for r in range(8)]
-    (inputs, labels), = data.micro_batches(rows, 1, 0, 1, PAD, "cpu", 2.0)
+    (inputs, labels), = batches.micro_batches(rows, 1, 0, 1, PAD, "cpu", 2.0)
     assert "attention_mask" in inputs and inputs["input_ids"].shape == (8, 21)
 
 def test_packed_and_padded_gradients_match(tiny_model, bios):
@@ -264,13 +265,14 @@ def test_packed_and_padded_gradients_match(tiny_model, bios):
     from argparse import Namespace
     model, tok = load_model(str(tiny_model))
     files = [data.read_examples(str(bios / "docs.jsonl")), data.read_examples(str(bios / "qa.jsonl"), "train")]
-    examples = data.load_examples(Namespace(aug=2, qa_aug=2, qa_pack=1, seed=0, chat=False), files, tok, 10 ** 6, False)
-    batch = data.global_batch(examples, 0, 24, 0)
+    args = Namespace(aug=2, qa_aug=2, qa_pack=1, seed=0, chat=False)
+    examples = batches.load_examples(args, files, tok, 10 ** 6, False)
+    batch = batches.global_batch(examples, 0, 24, 0)
 
     def grads(pack, add_mask=False, gather=True):
         model.zero_grad()
         total = 0.0
-        pieces = data.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack)
+        pieces = batches.micro_batches(batch, 2, 0, 1, tok.pad_token_id, "cpu", pack)
         # some packed, or the test tests nothing
         assert any("position_ids" in inputs for inputs, _ in pieces) == (pack > 0)
         for inputs, labels in pieces:
@@ -298,7 +300,8 @@ def test_collate_masks_a_real_qa_pair(tiny_model):
     full, n_prompt = encode_pair(tok, augment.qa_prompt("Which city was Ada Lee born in?"),
                                     augment.qa_completion("Eugene"))
     doc = tok("Ada Lee was born in Eugene.")["input_ids"] + [tok.eos_token_id]
-    inputs, labels = data.collate([(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))], tok.pad_token_id, "cpu")
+    rows = [(full, ((n_prompt, len(full)),)), (doc, ((0, len(doc)),))]
+    inputs, labels = batches.collate(rows, tok.pad_token_id, "cpu")
     answer = tok.decode(labels[0][labels[0] != -100])
     assert answer == " Eugene\n"
     assert (labels[1, :len(doc)] == torch.tensor(doc)).all() and (labels[1, len(doc):] == -100).all()
@@ -310,9 +313,9 @@ def examples_with_versions(n, k):
 def test_global_batch_is_deterministic_and_covers_each_epoch():
     n, size = 12, 4
     ex = examples_with_versions(n, 1)
-    a = [data.global_batch(ex, s, size, seed=0) for s in range(9)]
-    data.epoch_order.cache_clear()
-    b = [data.global_batch(ex, s, size, seed=0) for s in range(9)]
+    a = [batches.global_batch(ex, s, size, seed=0) for s in range(9)]
+    batches.epoch_order.cache_clear()
+    b = [batches.global_batch(ex, s, size, seed=0) for s in range(9)]
     assert a == b  # deterministic (not only through the cache)
     for epoch in range(3):
         steps = a[epoch * 3:(epoch + 1) * 3]  # 3 consecutive steps = one epoch
@@ -320,10 +323,10 @@ def test_global_batch_is_deterministic_and_covers_each_epoch():
         assert sorted(ids) == list(range(n)), (epoch, ids)
     orders = [[x[0][0] for s in a[e * 3:(e + 1) * 3] for x in s] for e in range(3)]
     assert orders[0] != orders[1] or orders[1] != orders[2]  # reshuffled each epoch
-    other = [x[0][0] for s in range(3) for x in data.global_batch(ex, s, size, seed=1)]
+    other = [x[0][0] for s in range(3) for x in batches.global_batch(ex, s, size, seed=1)]
     assert other != orders[0]  # the seed sets the order
     # a batch size that does not divide the data: the stream still covers every example once per epoch
-    stream = [x[0][0] for s in range(6) for x in data.global_batch(ex, s, 5, seed=0)]
+    stream = [x[0][0] for s in range(6) for x in batches.global_batch(ex, s, 5, seed=0)]
     assert sorted(stream[:n]) == list(range(n)) and sorted(stream[n:2 * n]) == list(range(n))
 
 def test_global_batch_rotates_formats_between_epochs():
@@ -333,7 +336,7 @@ def test_global_batch_rotates_formats_between_epochs():
     fmt = {}  # example -> format index per epoch
     for epoch in range(2 * k):
         for s in range(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch):
-            for (j, v), _ in data.global_batch(ex, s, size, seed=0):
+            for (j, v), _ in batches.global_batch(ex, s, size, seed=0):
                 fmt.setdefault(j, []).append(v)
     for j, vs in fmt.items():
         assert len(vs) == 2 * k
@@ -770,15 +773,15 @@ def test_a_mistyped_model_folder_fails_at_once_offline_or_not(offline, tmp_path,
 
 def test_replay_is_its_share_of_every_global_batch():
     ex, rep = examples_with_versions(10, 1), [[(("r", j), 0)] for j in range(7)]
-    batches = [data.global_batch(ex, s, 8, 0, rep, 2) for s in range(14)]
-    assert all(len(b) == 8 and sum(x[0][0] == "r" for x in b) == 2 for b in batches)  # 2 of 8, every step
-    main_stream = [x[0][0] for b in batches for x in b if x[0][0] != "r"]
+    drawn = [batches.global_batch(ex, s, 8, 0, rep, 2) for s in range(14)]
+    assert all(len(b) == 8 and sum(x[0][0] == "r" for x in b) == 2 for b in drawn)  # 2 of 8, every step
+    main_stream = [x[0][0] for b in drawn for x in b if x[0][0] != "r"]
     # the same stream as without replay
-    assert main_stream == [x[0][0] for s in range(14) for x in data.global_batch(ex, s, 6, 0)]
-    replayed = [x[0][1] for b in batches for x in b if x[0][0] == "r"]
+    assert main_stream == [x[0][0] for s in range(14) for x in batches.global_batch(ex, s, 6, 0)]
+    replayed = [x[0][1] for b in drawn for x in b if x[0][0] == "r"]
     # epochs over the replay pool
     assert sorted(replayed[:7]) == list(range(7)) and sorted(replayed[7:14]) == list(range(7))
-    assert data.global_batch(ex, 3, 8, 0) == data.global_batch(ex, 3, 8, 0, rep, 0)
+    assert batches.global_batch(ex, 3, 8, 0) == batches.global_batch(ex, 3, 8, 0, rep, 0)
 
 def test_sam_every_1_is_sam_and_2_lies_between(tiny_model, bios, tmp_path, capsys):
     common = ["--init_from", tiny_model, "--data", bios / "docs.jsonl", bios / "qa.jsonl", "--max_steps", 6,
