@@ -1,7 +1,7 @@
 """
 Zhu et al.'s instruction-tuning claim: formats of the QA prompt (train.py --qa_aug K) and SAM, applied while tuning on
-QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s setting 2), in the two regimes that
-start from a pretrained model; and before it, on SmolLM2 in bf16, what Table 1 left open (real_bf16).
+QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s setting 2), in every regime; and
+before it, on SmolLM2 in bf16, what Table 1 left open (real_bf16).
 
   real_bf16. Does bf16 change the science? The base probed (SliCK's categories) and asked 4-shot on 480 EntityQuestions
   questions in fp32 and in bf16; then protocol (b) again in bf16 (precision_arms): the baseline and K formats (beside
@@ -18,6 +18,8 @@ start from a pretrained model; and before it, on SmolLM2 in bf16, what Table 1 l
   pt_it, the tiny base pretrained here (experiments/pretrained.py): the same arms after its protocol (a)'s documents-
   only CPT (pt_doc_baseline, with its K formats for the full recipe), at its QA lr and epochs; kept: the known people.
   Precision: what auto picks for the 64-wide base, fp32 (bf16 pays from 256 wide).
+  it, from scratch (experiments/scratch.py): the CPT is Table 1's protocol (a) documents-only runs (pre_baseline,
+  pre_aug{K}), the IT its QA tuning (lr chosen on dev, 5 epochs); no kept set (the model knew nothing before).
 
   Arms (it_arms): the baseline, --qa_aug 8, --sam, --qa_aug 8 --sam, the baseline at twice the IT epochs (SAM's
   compute), and the full recipe (CPT with K formats, then IT with --qa_aug 8 --sam). Three seeds a cell.
@@ -25,6 +27,7 @@ start from a pretrained model; and before it, on SmolLM2 in bf16, what Table 1 l
     python experiments/reproduce.py full --only real_base real_bf16   # SmolLM2: about 3 h on 2 cores
     python experiments/reproduce.py full --only real_base real_it     # SmolLM2: about 1.3 h on 2 cores
     python experiments/reproduce.py full --only pt_base pt_it         # the tiny base: about 1 h (its base models)
+    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 15 min
     python experiments/reproduce.py smoke --only pt_base real_base real_it pt_it     # seconds
 """
 import functools
@@ -38,13 +41,14 @@ from data import CATEGORIES
 from model import pick_dtype
 import pretrained
 import real
+import scratch
 
 MODES = {  # it_lrs x it_epochs: the dev grid of the real model's IT (the tiny base's are its regime's own); rhos: SAM's
     "smoke": dict(it_lrs=[1e-3], it_epochs=[1], rhos=[0.05], qa_aug=8),
     "quick": dict(it_lrs=[3e-4], it_epochs=[5], rhos=[0.02], qa_aug=8),
     "full": dict(it_lrs=[1e-4, 3e-4], it_epochs=[5, 10], rhos=[0.01, 0.02, 0.05], qa_aug=8),
 }
-PARTS = ["real_bf16", "real_it", "pt_it"]
+PARTS = ["real_bf16", "real_it", "pt_it", "it"]  # it: from scratch
 
 
 def precision_arms(cfg, f, chosen):
@@ -143,18 +147,21 @@ def run(parts, runner):
         w = pretrained.make_world(pcfg, runner)
         pretrained.base_models(pcfg, runner, w, res)
         pt_it(cfg, pcfg, runner, w, res)
+    if "it" in parts:
+        scratch_it(cfg, scratch.MODES[runner.mode], runner)
 
 
 def it_job(runner, name, init, arm, seed, qa, kept, extra):
     """IT from a CPT checkpoint: train.py on the train people's QA (dev and test zero-shot at its end), then the test
-    people in the held-out prompt format, then the kept set (kept: its eval.py flags: file and how to ask; extra: the
-    regime's train.py flags)."""
+    people in the held-out prompt format, then the kept set (kept: its eval.py flags: file and how to ask; None: a
+    model from scratch knew nothing before; extra: the regime's train.py flags)."""
     dtype, out = real.precision(arm)[0], runner.path(name)
     train = ["train.py", "--init_from", init, "--data", *arm.data, "--eval_qa", qa, "--out_dir", out, "--seed", seed,
              "--epochs", arm.epochs, "--lr", arm.lr, *extra, *arm.flags, *dtype]
     heldout = ["eval.py", "--model", out, "--qa", qa, "--split", "test", "--prompt_format", "heldout", "--out",
                f"{out}/heldout.json", *dtype]
-    return name, [train, heldout, ["eval.py", "--model", out, *kept, "--out", f"{out}/kept.json", *dtype]]
+    return name, [train, heldout] + ([["eval.py", "--model", out, *kept, "--out", f"{out}/kept.json", *dtype]]
+                                     if kept else [])
 
 
 def record_it(runner, res, name):
@@ -229,29 +236,57 @@ def real_job(runner, f, res, rcfg, kept, cpt, arm, seed):
 
 
 def pt_it(cfg, pcfg, runner, w, res):
-    """The tiny base: its protocol (a) CPT (documents only; with K formats), SAM's radius on dev (seed 0), the arms."""
-    chosen, seeds = res.get("chosen", {}), pcfg["seeds"]
+    """The tiny base: its protocol (a) CPT (documents only; with K formats), then the IT table (small_it)."""
+    chosen = res.get("chosen", {})
     lr, K = chosen.get("lr", pcfg["lrs"][0]), chosen.get("K", pcfg["ks"][0])
-    qa_lr = chosen.get("qa_lr", pcfg["qa_lrs"][0])
     cpt = Arm("baseline", [], [w.new_docs], lr, pcfg["doc_epochs"])
     cpt_k = Arm(f"aug{K}", ["--aug", K], [w.new_docs], lr, pcfg["doc_epochs"])
-    it = res.setdefault("it", {"config": cfg, "chosen": {}})
-    runner.batch([pretrained.doc_job(pcfg, runner, w, c, s) for c in (cpt, cpt_k) for s in seeds])
-    kept = ["--qa", w.qa_known, "--split", "test"]
-    job, then = functools.partial(pt_job, runner, w, kept), functools.partial(record_it, runner, res)
+    runner.batch([pretrained.doc_job(pcfg, runner, w, c, s) for c in (cpt, cpt_k) for s in pcfg["seeds"]])
+    job = functools.partial(pt_job, runner, w, ["--qa", w.qa_known, "--split", "test"])
+    small_it(cfg, runner, res, "pt", pcfg["seeds"], job, w.qa_new, chosen.get("qa_lr", pcfg["qa_lrs"][0]),
+             pcfg["qa_epochs"], cpt, cpt_k)
+
+
+def scratch_it(cfg, scfg, runner):
+    """From scratch: Table 1's protocol (a) documents-only runs are the CPT (pre_baseline, pre_aug{K}: made again
+    where an IT run to make starts from them), then the IT table (small_it) at (a)'s QA lr and epochs; no kept set
+    (the model knew nothing before its documents)."""
+    w, chosen = scratch.make_world(runner, "world", scfg["people"]), runner.results.get("chosen", {})
+    K = chosen.get("K", scfg["ks"][-1])
+    cpt, cpt_k = Arm("baseline", [], [w.docs]), Arm(f"aug{K}", ["--aug", K], [w.docs])
+    runner.batch([scratch.pre_job(scfg, runner, c, s) for c in (cpt, cpt_k) for s in scfg["seeds"]], keep=True)
+    job = functools.partial(scratch_job, scfg, runner, w)
+    small_it(cfg, runner, runner.results, "scratch", scfg["seeds"], job, w.qa, chosen.get("qa_lr", scfg["qa_lrs"][0]),
+             scfg["qa_epochs"], cpt, cpt_k, keep=True)
+    scratch.made(runner, "it")
+
+
+def small_it(cfg, runner, res, prefix, seeds, job, qa, lr, epochs, cpt, cpt_k, keep=False):
+    """A small regime's IT table (res["it"]; its runs' rows in res["runs"]): SAM's radius on dev (seed 0), then every
+    arm on every seed. job(cpt, arm, seed): an IT job from the seed's CPT run; keep: Runner.batch's (the from-scratch
+    regime's jobs are kept with their commit, and a CPT run whose weights are gone is made again)."""
+    it, then = res.setdefault("it", {"config": cfg, "chosen": {}}), functools.partial(record_it, runner, res)
     res.setdefault("runs", {})
-    sams = [Arm(f"sam{r}", ["--sam", "--rho", r], [w.qa_new], qa_lr, pcfg["qa_epochs"]) for r in cfg["rhos"]]
-    base = Arm("baseline", [], [w.qa_new], qa_lr, pcfg["qa_epochs"])
-    runner.batch([job(cpt, a, 0) for a in [base, *sams] if run_name("pt", cpt, a, 0) not in res["runs"]], then=then)
-    rho = pick(res, cfg["rhos"], [run_name("pt", cpt, a, 0) for a in sams])
-    it["chosen"] = {"lr": qa_lr, "epochs": pcfg["qa_epochs"], "rho": rho}
-    arms = it_arms(cfg, w.qa_new, qa_lr, pcfg["qa_epochs"], rho, cpt, cpt_k)
-    runner.batch([job(c, a, s) for s in seeds for c, a in arms if run_name("pt", c, a, s) not in res["runs"]],
-                 then=then)
-    tabulate(runner, res, it.setdefault("table", {}), seeds, arms, "pt")
+    sams = [Arm(f"sam{r}", ["--sam", "--rho", r], [qa], lr, epochs) for r in cfg["rhos"]]
+    base = Arm("baseline", [], [qa], lr, epochs)
+    runner.batch([job(cpt, a, 0) for a in [base, *sams] if run_name(prefix, cpt, a, 0) not in res["runs"]], then=then,
+                 keep=keep)
+    rho = pick(res, cfg["rhos"], [run_name(prefix, cpt, a, 0) for a in sams])
+    it["chosen"] = {"lr": lr, "epochs": epochs, "rho": rho}
+    arms = it_arms(cfg, qa, lr, epochs, rho, cpt, cpt_k)
+    runner.batch([job(c, a, s) for s in seeds for c, a in arms if run_name(prefix, c, a, s) not in res["runs"]],
+                 then=then, keep=keep)
+    tabulate(runner, res, it.setdefault("table", {}), seeds, arms, prefix)
 
 
 def pt_job(runner, w, kept, cpt, arm, seed):
     """An IT job of the tiny base from its documents-only CPT run of the seed (train.py's batch, as its QA tuning)."""
     init = runner.path(pretrained.run_name("doc", cpt, seed))
     return it_job(runner, run_name("pt", cpt, arm, seed), init, arm, seed, w.qa_new, kept, ["--warmup", 10])
+
+
+def scratch_job(scfg, runner, w, cpt, arm, seed):
+    """An IT job from scratch from the seed's documents-only run (protocol (a)'s QA tuning, its batch and warm-up)."""
+    init = runner.path(scratch.run_name(runner, "pre", cpt, seed))
+    return it_job(runner, run_name("scratch", cpt, arm, seed), init, arm, seed, w.qa, None,
+                  ["--warmup", 5, "--batch_size", scfg["batch"], *scfg.get("model", [])])

@@ -90,7 +90,8 @@ def gradual_seed0(rep):
 
 
 def scratch_section(r):
-    """The from-scratch regime: sweeps, Table 1, search, the fact-loss correlation, Table 2, the larger world."""
+    """The from-scratch regime: sweeps, Table 1, search, the fact-loss correlation, Table 2, instruction tuning, the
+    larger world."""
     cfg = r["config"]
     made = ", ".join(f"{part} {c}" for part, c in r.get("commits", {}).items()) or "before commits were recorded"
     runs = collections.Counter((j["commit"], j["machine"]) for j in r.get("jobs", {}).values())
@@ -133,6 +134,8 @@ def scratch_section(r):
         print("**Table 2: gradual learning against same-budget baselines (train split: half of the held-out people; "
               "test: the other half)**\n")
         gradual_table(r["table2"])
+    if "it" in r:
+        it_table(r["it"], "the model trained from scratch", "nothing (it knew nothing before its documents)")
     if "large" in r:
         print(f"**Larger world: {r['large']['config']}**\n\n| arm | test EM | dev EM |\n|---|---|---|")
         for arm, c in r["large"]["cells"].items():
@@ -307,7 +310,8 @@ def it_table(it, model, kept):
 
 def real_cell(c, key):
     """mean ± std (each seed's %)."""
-    return f"{pm(c.get(key))} ({' / '.join(f'{100 * v:.1f}' for v in c.get(f'per_seed_{key}', []) if v is not None)})"
+    seeds = [f"{100 * v:.1f}" for v in c.get(f"per_seed_{key}", []) if v is not None]
+    return pm(c.get(key)) + (f" ({' / '.join(seeds)})" if seeds else "")
 
 
 def real_table1(t1):

@@ -17,7 +17,8 @@ it to each regime's run(parts, runner), in this order:
   experiments/real.py        SmolLM2-135M learns new people; SliCK and gradual learning on EntityQuestions: real_base,
                              real_dev, real_table1, real_table2
   experiments/instruct.py    SmolLM2 in bf16 (real_bf16: checked against fp32, Table 1's open controls in protocol
-                             (b)); Zhu et al.'s instruction-tuning claim: real_it (SmolLM2), pt_it (the tiny base)
+                             (b)); Zhu et al.'s instruction-tuning claim: real_it (SmolLM2), pt_it (the tiny base),
+                             it (from scratch)
 Runs go to experiments/runs/MODE/NAME/ (a finished run is skipped when the script runs again; Ctrl-C (or `kill`)
 stops it, and a train.py it stopped resumes); results to experiments/results/MODE/results.json. Every choice is made
 on the dev split; the test split is read once, at a run's end.

@@ -45,10 +45,13 @@ def test_reproduce_smoke(tmp_path):
     bf16_logs = [d / "job.log" for d in (tmp_path / "runs" / "smoke").glob("real_*_bf16")]
     assert bf16_logs and all(line.count("--dtype bfloat16") == 1 for p in bf16_logs for line in open(p)
                              if line.startswith("$ "))
-    # instruction tuning (real_it, pt_it): every arm on its seeds, zero-shot EM in the trained and a held-out format
-    for it in (q["it"], p["it"]):
-        assert len(it["table"]) == 6 and all(c["test"] and c["heldout"] and c["kept"] for c in it["table"].values())
+    # instruction tuning (real_it, pt_it, it from scratch): every arm on its seeds, zero-shot EM in the trained and a
+    # held-out format, and what was kept (from scratch: nothing was known before, so nothing is asked)
+    for it in (q["it"], p["it"], r["it"]):
+        assert len(it["table"]) == 6 and all(c["test"] and c["heldout"] and bool(c["kept"]) == (it is not r["it"])
+                                             for c in it["table"].values())
         assert set(it["chosen"]) == {"lr", "epochs", "rho"}
+    assert all(n in r["jobs"] for n in r["runs"])  # the from-scratch IT runs are kept like its other jobs
     t = q["slick"]  # its Table 2: shares by relation, SliCK's experiment with curves, gradual.py and its baselines
     assert t["shares_by_relation"]["train"]["all"]["n"] > 0 and set(t["unknown"]) == {"0.0", "0.5", "1.0"}
     assert all(c["early_stop"] and c["end"] and c["per_seed_end"] for c in t["unknown"].values())
@@ -129,17 +132,19 @@ def test_ctrl_c_or_kill_stops_it(tmp_path, sig):
 def later_session_from_scratch(tmp_path, r):
     """The from-scratch regime keeps its jobs in results.json: a later session without runs/ skips them and makes the
     same tables, training again only the jobs it lacks and the weights they start from (their pre_ or gbase_ run)."""
-    tables = ("sweeps", "table1", "search", "table2", "fact_loss_vs_test_em")
+    tables = ("sweeps", "table1", "search", "table2", "fact_loss_vs_test_em", "it")
     kept = [d for d in (tmp_path / "runs" / "smoke").iterdir() if d.name in r["jobs"]]
     assert len(kept) == len(r["jobs"]) > 20 and all(rec["commands"] for rec in r["jobs"].values())
     for d in kept:
         shutil.rmtree(d)
-    redo = [f"seq_baseline_lr{r['chosen']['qa_lr']}_s0", f"gradual_lr{r['chosen']['ft_lr']}_s0"]
+    it = next(n for n in r["runs"] if n.startswith("scratch_it_baseline_sam"))  # (from pre_baseline_s0 too)
+    redo = [f"seq_baseline_lr{r['chosen']['qa_lr']}_s0", f"gradual_lr{r['chosen']['ft_lr']}_s0", it]
     results = json.load(open(tmp_path / "results" / "smoke" / "results.json"))
     for n in redo:
         del results["jobs"][n]
+    del results["runs"][it]
     json.dump(results, open(tmp_path / "results" / "smoke" / "results.json", "w"))
-    run("experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "table1", "search", "table2")
+    run("experiments/reproduce.py", "smoke", "--root", tmp_path, "--only", "sweeps", "table1", "search", "table2", "it")
     again = json.load(open(tmp_path / "results" / "smoke" / "results.json"))
     assert {k: again.get(k) for k in tables} == {k: r.get(k) for k in tables}
     assert {d.name for d in (tmp_path / "runs" / "smoke").iterdir() if d.name in again["jobs"]} == {
