@@ -1,14 +1,8 @@
 """
 Zhu et al.'s instruction-tuning claim: formats of the QA prompt (train.py --qa_aug K) and SAM, applied while tuning on
-QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s setting 2), in every regime; and
-before it, on SmolLM2 in bf16, what Table 1 left open (real_bf16).
+QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s setting 2), in every regime.
 
-  real_bf16. Does bf16 change the science? The base probed (SliCK's categories) and asked 4-shot on 480 EntityQuestions
-  questions in fp32 and in bf16; then protocol (b) again in bf16 (precision_arms): the baseline and K formats (beside
-  Table 1's fp32 rows), formats + SAM, and Table 1's two open controls, formats at twice the epochs (formats + SAM's
-  compute) and SAM at radii below 0.05 (the best on dev joins if it beats the baseline on dev).
-
-  real_it, SmolLM2-135M-Instruct, every run in bf16 (the real_bf16 part checks that it does not change the science).
+  real_it, SmolLM2-135M-Instruct, every run in bf16 (experiments/bf16.py checks that bf16 does not change the science).
   CPT: the documents of all 40 new people at the real regime's choices (lr 3e-4, 16 epochs: its protocol (c) runs, in
   bf16), one checkpoint a seed, shared by the IT arms (with K formats, the full recipe's). IT: the 18 new train
   people's QA. Measured: the 18 test people's questions zero-shot (108) in the canonical prompt and in a format no run
@@ -24,21 +18,16 @@ before it, on SmolLM2 in bf16, what Table 1 left open (real_bf16).
   Arms (it_arms): the baseline, --qa_aug 8, --sam, --qa_aug 8 --sam, the baseline at twice the IT epochs (SAM's
   compute), and the full recipe (CPT with K formats, then IT with --qa_aug 8 --sam). Three seeds a cell.
 
-    python experiments/reproduce.py full --only real_base real_bf16   # SmolLM2: about 3 h on 2 cores
     python experiments/reproduce.py full --only real_base real_it     # SmolLM2: about 1.3 h on 2 cores
     python experiments/reproduce.py full --only pt_base pt_it         # the tiny base: about 1 h (its base models)
-    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 15 min
+    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 10 min
     python experiments/reproduce.py smoke --only pt_base real_base real_it pt_it     # seconds
 """
 import functools
-import json
 import os
 
-import torch
-
 from runner import Arm  # (first: it puts the repository root on the path)
-from data import CATEGORIES
-from model import pick_dtype
+import bf16
 import pretrained
 import real
 import scratch
@@ -48,65 +37,7 @@ MODES = {  # it_lrs x it_epochs: the dev grid of the real model's IT (the tiny b
     "quick": dict(it_lrs=[3e-4], it_epochs=[5], rhos=[0.02], qa_aug=8),
     "full": dict(it_lrs=[1e-4, 3e-4], it_epochs=[5, 10], rhos=[0.01, 0.02, 0.05], qa_aug=8),
 }
-PARTS = ["real_bf16", "real_it", "pt_it", "it"]  # it: from scratch
-
-
-def precision_arms(cfg, f, chosen):
-    """Protocol (b) again, every run in bf16 (one table, one precision): the baseline and K formats (beside Table 1's
-    fp32 rows: does bf16 change the science?), formats + SAM, and the two controls Table 1 left open: formats at twice
-    the epochs (formats + SAM's compute) and SAM at the radii below 0.05 (the best on dev joins, if it beats the
-    baseline on dev)."""
-    lr, epochs, K, rho, docs = chosen["lr"], chosen["epochs"], chosen["K"], chosen["rho"], [f.new_docs]
-    arms = [Arm("baseline", [], docs, lr, epochs, dtype="bfloat16"),
-            Arm(f"aug{K}", ["--aug", K], docs, lr, epochs, dtype="bfloat16"),
-            Arm(f"aug{K}+sam{rho}", ["--aug", K, "--sam", "--rho", rho], docs, lr, epochs, dtype="bfloat16"),
-            Arm(f"aug{K}_2x_epochs", ["--aug", K], docs, lr, 2 * epochs, run=f"aug{K}", dtype="bfloat16")]
-    return arms, [Arm(f"sam{r}", ["--sam", "--rho", r], docs, lr, epochs, dtype="bfloat16") for r in cfg["small_rhos"]]
-
-
-def bf16_table(cfg, runner, f, res):
-    """The bf16 table: seed 0 of every arm and radius first, then SAM's radius on dev, then the other seeds."""
-    arms, small = precision_arms(cfg, f, real.chosen_on_dev(cfg, res))
-    res.setdefault("table1_bf16", {})
-    then = functools.partial(real.tabulate, cfg, runner, f, res, arms + small, table="table1_bf16",
-                             protocols=["mixed"])
-    jobs = [real.job(cfg, runner, f, res, "mixed", a, 0) for a in arms + small]
-    runner.batch(real.todo(res, jobs, "fact_loss_formats"), then=then)
-    dev = {a.name: res["runs"][real.run_name("mixed", a, 0)]["dev"] or 0 for a in [arms[0], *small]}
-    best = max(small, key=lambda a: (dev[a.name], -small.index(a)))  # ties: the smaller radius
-    res["chosen"]["small_rho"] = {"arm": best.name, "dev": dev[best.name], "baseline_dev": dev[arms[0].name]}
-    if dev[best.name] > dev[arms[0].name]:  # it beats the baseline on dev: all its seeds
-        arms.append(best)
-    for a in small:
-        if a not in arms:  # (its seed-0 row stays in runs, the table shows only what runs on every seed)
-            res["table1_bf16"].pop(a.name, None)
-    then = functools.partial(real.tabulate, cfg, runner, f, res, arms, table="table1_bf16", protocols=["mixed"])
-    jobs = [real.job(cfg, runner, f, res, "mixed", a, s) for a in arms for s in cfg["seeds"][1:]]
-    runner.batch(real.todo(res, jobs, "fact_loss_formats"), then=then)
-    res["table1_bf16"] = {a.name: res["table1_bf16"][a.name] for a in arms if a.name in res["table1_bf16"]}
-    runner.save()
-
-
-def precision_check(cfg, runner, f, res):
-    """Does bf16 change what the base is found to know? probe.py --fast (SliCK's categories) and eval.py --shots 4 on
-    the same questions (EntityQuestions: 40 test questions a relation, SliCK's 12), in fp32 and in bf16."""
-    if "precision_check" in res:  # recorded in results.json: done
-        return
-    qa = f.knowledge if not cfg["new"] else real.entityquestions(runner.path("real_world/eq40.jsonl"), 40,
-                                                                 runner.eq_archive)
-    jobs = [(f"real_precision_{d}", [["probe.py", "--model", f.base, "--qa", qa, "--split", "test", "--fast",
-                                      "--dtype", d, "--out", runner.path(f"real_precision_{d}/probe.jsonl")],
-                                     real.evaluated(f.base, qa, runner.path(f"real_precision_{d}/eval.json"), "--split",
-                                               "test", "--dtype", d)]) for d in ("float32", "bfloat16")]
-    runner.batch(jobs)
-    probes = [{r["id"]: r["category"] for r in map(json.loads, open(runner.path(f"{n}/probe.jsonl")))} for n, _ in jobs]
-    evals = [{p["id"]: p["exact_match"] for p in runner.read(n, "eval.json")["predictions"]} for n, _ in jobs]
-    res["precision_check"] = {
-        "questions": len(probes[0]), "same_category": sum(probes[1][k] == c for k, c in probes[0].items()),
-        "categories": [{c: sum(v == c for v in p.values()) for c in CATEGORIES} for p in probes],
-        "em": [sum(e.values()) / len(e) for e in evals], "same_answer_right": sum(evals[1][k] == v
-                                                                               for k, v in evals[0].items())}
-    runner.save()
+PARTS = ["real_it", "pt_it", "it"]  # it: from scratch
 
 
 def it_arms(cfg, qa, lr, epochs, rho, cpt, cpt_formats, dtype=None):
@@ -127,20 +58,11 @@ def run_name(prefix, cpt, arm, seed):
 
 
 def run(parts, runner):
-    """The parts asked for: the real model's need its base measurements (real.py), pt_it the tiny base models."""
+    """The parts asked for: real_it needs the real model's base measurements (real.py), pt_it the tiny base models,
+    it the from-scratch regime's world and (a) runs."""
     cfg = MODES[runner.mode]
-    if {"real_bf16", "real_it"} & set(parts):
-        if runner.device == "cpu" and pick_dtype("auto", "cpu")[0] != torch.bfloat16:
-            print("instruct.py: warning: real_bf16 and real_it run in bf16, which this CPU lacks (AVX512-BF16, AMX): "
-                  "a SmolLM2 step took 154 s on an AVX2 CPU, against 2-4 s on one that has it", flush=True)
-        rcfg, res = real.MODES[runner.mode], runner.results.setdefault("real", {})
-        f = real.setup(rcfg, runner)
-        real.measure_base(rcfg, runner, f, res)
-        res.setdefault("runs", {})
-    if "real_bf16" in parts:
-        precision_check(rcfg, runner, f, res)
-        bf16_table(rcfg, runner, f, res)
     if "real_it" in parts:
+        rcfg, f, res = bf16.real_in_bf16(runner, "real_it")
         real_it(cfg, rcfg, runner, f, res)
     if "pt_it" in parts:
         pcfg, res = pretrained.MODES[runner.mode], runner.results.setdefault("pretrained", {})

@@ -16,8 +16,8 @@ it to each regime's run(parts, runner), in this order:
                              pt_table1_docs (Table 2: experiments/slick.py)
   experiments/real.py        SmolLM2-135M learns new people; SliCK and gradual learning on EntityQuestions: real_base,
                              real_dev, real_table1, real_table2
-  experiments/instruct.py    SmolLM2 in bf16 (real_bf16: checked against fp32, Table 1's open controls in protocol
-                             (b)); Zhu et al.'s instruction-tuning claim: real_it (SmolLM2), pt_it (the tiny base),
+  experiments/bf16.py        SmolLM2 in bf16: checked against fp32, Table 1's open controls in protocol (b): real_bf16
+  experiments/instruct.py    Zhu et al.'s instruction-tuning claim: real_it (SmolLM2, bf16), pt_it (the tiny base),
                              it (from scratch)
 Runs go to experiments/runs/MODE/NAME/ (a finished run is skipped when the script runs again; Ctrl-C (or `kill`)
 stops it, and a train.py it stopped resumes); results to experiments/results/MODE/results.json. Every choice is made
@@ -29,12 +29,13 @@ import signal
 import time
 
 from runner import ROOT, Runner  # (first: it puts the repository root on the path)
+import bf16
 import instruct
 import pretrained
 import real
 import scratch
 
-REGIMES = [scratch, pretrained, real, instruct]  # the order they run in
+REGIMES = [scratch, pretrained, real, bf16, instruct]  # the order they run in
 PARTS = [part for regime in REGIMES for part in regime.PARTS if part != "large"]  # large: only when asked
 
 
