@@ -13,14 +13,15 @@ QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s
   only CPT (pt_doc_baseline, with its K formats for the full recipe), at its QA lr and epochs; kept: the known people.
   Precision: what auto picks for the 64-wide base, fp32 (bf16 pays from 256 wide).
   it, from scratch (experiments/scratch.py): the CPT is Table 1's protocol (a) documents-only runs (pre_baseline,
-  pre_aug{K}), the IT its QA tuning (lr chosen on dev, 5 epochs); no kept set (the model knew nothing before).
+  pre_aug{K}), the IT its QA tuning (lr chosen on dev, 5 epochs); no kept set (the model knew nothing before). Then
+  the same from documents and paraphrases (pre_para, pre_para+aug{K}: table it_para), where (a) is off the floor.
 
   Arms (it_arms): the baseline, --qa_aug 8, --sam, --qa_aug 8 --sam, the baseline at twice the IT epochs (SAM's
   compute), and the full recipe (CPT with K formats, then IT with --qa_aug 8 --sam). Three seeds a cell.
 
     python experiments/reproduce.py full --only real_base real_it     # SmolLM2: about 1.3 h on 2 cores
     python experiments/reproduce.py full --only pt_base pt_it         # the tiny base: about 1 h (its base models)
-    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 10 min
+    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 20 min
     python experiments/reproduce.py smoke --only pt_base real_base real_it pt_it     # seconds
 """
 import functools
@@ -170,24 +171,28 @@ def pt_it(cfg, pcfg, runner, w, res):
 
 
 def scratch_it(cfg, scfg, runner):
-    """From scratch: Table 1's protocol (a) documents-only runs are the CPT (pre_baseline, pre_aug{K}: made again
+    """From scratch: protocol (a)'s documents-only runs are the CPT (pre_baseline, pre_aug{K}: Table 1's; made again
     where an IT run to make starts from them), then the IT table (small_it) at (a)'s QA lr and epochs; no kept set
-    (the model knew nothing before its documents)."""
+    (the model knew nothing before its documents). Again from documents and paraphrases (pre_para, pre_para+aug{K}):
+    there (a) extracts about 30%, off the floor of documents alone (about 2%)."""
     w, chosen = scratch.make_world(runner, "world", scfg["people"]), runner.results.get("chosen", {})
-    K = chosen.get("K", scfg["ks"][-1])
-    cpt, cpt_k = Arm("baseline", [], [w.docs]), Arm(f"aug{K}", ["--aug", K], [w.docs])
-    runner.batch([scratch.pre_job(scfg, runner, c, s) for c in (cpt, cpt_k) for s in scfg["seeds"]], keep=True)
+    K, docs, para = chosen.get("K", scfg["ks"][-1]), [w.docs], [w.docs, w.para_train]
+    cpts = {"it": (Arm("baseline", [], docs), Arm(f"aug{K}", ["--aug", K], docs)),
+            "it_para": (Arm("para", [], para), Arm(f"para+aug{K}", ["--aug", K], para))}
+    runner.batch([scratch.pre_job(scfg, runner, c, s) for pair in cpts.values() for c in pair for s in scfg["seeds"]],
+                 keep=True)
     job = functools.partial(scratch_job, scfg, runner, w)
-    small_it(cfg, runner, runner.results, "scratch", scfg["seeds"], job, w.qa, chosen.get("qa_lr", scfg["qa_lrs"][0]),
-             scfg["qa_epochs"], cpt, cpt_k, keep=True)
+    for key, (cpt, cpt_k) in cpts.items():
+        small_it(cfg, runner, runner.results, "scratch", scfg["seeds"], job, w.qa,
+                 chosen.get("qa_lr", scfg["qa_lrs"][0]), scfg["qa_epochs"], cpt, cpt_k, keep=True, key=key)
     scratch.made(runner, "it")
 
 
-def small_it(cfg, runner, res, prefix, seeds, job, qa, lr, epochs, cpt, cpt_k, keep=False):
-    """A small regime's IT table (res["it"]; its runs' rows in res["runs"]): SAM's radius on dev (seed 0), then every
+def small_it(cfg, runner, res, prefix, seeds, job, qa, lr, epochs, cpt, cpt_k, keep=False, key="it"):
+    """A small regime's IT table (res[key]; its runs' rows in res["runs"]): SAM's radius on dev (seed 0), then every
     arm on every seed. job(cpt, arm, seed): an IT job from the seed's CPT run; keep: Runner.batch's (the from-scratch
     regime's jobs are kept with their commit, and a CPT run whose weights are gone is made again)."""
-    it, then = res.setdefault("it", {"config": cfg, "chosen": {}}), functools.partial(record_it, runner, res)
+    it, then = res.setdefault(key, {"config": cfg, "chosen": {}}), functools.partial(record_it, runner, res)
     res.setdefault("runs", {})
     sams = [Arm(f"sam{r}", ["--sam", "--rho", r], [qa], lr, epochs) for r in cfg["rhos"]]
     base = Arm("baseline", [], [qa], lr, epochs)

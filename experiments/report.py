@@ -136,6 +136,9 @@ def scratch_section(r):
         gradual_table(r["table2"])
     if "it" in r:
         it_table(r["it"], "the model trained from scratch", "nothing (it knew nothing before its documents)")
+    if "it_para" in r:
+        it_table(r["it_para"], "the model trained from scratch on documents and paraphrases",
+                 "nothing (it knew nothing before its documents)")
     if "large" in r:
         print(f"**Larger world: {r['large']['config']}**\n\n| arm | test EM | dev EM |\n|---|---|---|")
         for arm, c in r["large"]["cells"].items():

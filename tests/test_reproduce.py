@@ -47,8 +47,8 @@ def test_reproduce_smoke(tmp_path):
                              if line.startswith("$ "))
     # instruction tuning (real_it, pt_it, it from scratch): every arm on its seeds, zero-shot EM in the trained and a
     # held-out format, and what was kept (from scratch: nothing was known before, so nothing is asked)
-    for it in (q["it"], p["it"], r["it"]):
-        assert len(it["table"]) == 6 and all(c["test"] and c["heldout"] and bool(c["kept"]) == (it is not r["it"])
+    for it, kept in ((q["it"], True), (p["it"], True), (r["it"], False), (r["it_para"], False)):  # (it_para: from
+        assert len(it["table"]) == 6 and all(c["test"] and c["heldout"] and bool(c["kept"]) == kept  # paraphrases)
                                              for c in it["table"].values())
         assert set(it["chosen"]) == {"lr", "epochs", "rho"}
     assert all(n in r["jobs"] for n in r["runs"])  # the from-scratch IT runs are kept like its other jobs
@@ -132,7 +132,7 @@ def test_ctrl_c_or_kill_stops_it(tmp_path, sig):
 def later_session_from_scratch(tmp_path, r):
     """The from-scratch regime keeps its jobs in results.json: a later session without runs/ skips them and makes the
     same tables, training again only the jobs it lacks and the weights they start from (their pre_ or gbase_ run)."""
-    tables = ("sweeps", "table1", "search", "table2", "fact_loss_vs_test_em", "it")
+    tables = ("sweeps", "table1", "search", "table2", "fact_loss_vs_test_em", "it", "it_para")
     kept = [d for d in (tmp_path / "runs" / "smoke").iterdir() if d.name in r["jobs"]]
     assert len(kept) == len(r["jobs"]) > 20 and all(rec["commands"] for rec in r["jobs"].values())
     for d in kept:
