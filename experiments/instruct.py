@@ -21,7 +21,7 @@ QA pairs after continued pre-training on documents (protocol (a), Jiang et al.'s
 
     python experiments/reproduce.py full --only real_base real_it     # SmolLM2: about 1.3 h on 2 cores
     python experiments/reproduce.py full --only pt_base pt_it         # the tiny base: about 1 h (its base models)
-    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 20 min
+    python experiments/reproduce.py full --only it                    # from scratch (after table1): about 25 min
     python experiments/reproduce.py smoke --only pt_base real_base real_it pt_it     # seconds
 """
 import functools
