@@ -3,9 +3,14 @@ train.py's examples and batches: documents and QA items as token ids with the sp
 (load_examples), the global batch of a step from an endless stream of shuffled epochs (global_batch), and
 this rank's micro-batches of it, packed or padded (micro_batches).
 
-    from data.batches import load_examples, global_batch, micro_batches
-    examples = load_examples(args, [read_examples("data/bios/docs.jsonl")], tokenizer, 512, True)
-    pieces = micro_batches(global_batch(examples, step, 64, seed=0), 2, rank, world_size, pad_id, "cpu")
+    import train
+    from data import read_examples
+    from data.batches import global_batch, load_examples, micro_batches
+    from model import load_model
+    args = train.get_args(["--aug", "2"])   # what load_examples reads: --aug, --qa_aug, --qa_pack, --seed, --chat
+    model, tok = load_model("out")          # the model `python train.py` saved
+    examples = load_examples(args, [read_examples("data/bios/docs.jsonl")], tok, 512, True)
+    inputs, labels = micro_batches(global_batch(examples, 0, 48, seed=0), 2, 0, 1, tok.pad_token_id, "cpu")[0]
 """
 import functools
 import random
