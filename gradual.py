@@ -201,12 +201,6 @@ def main(argv=None):
     if stage2:
         models["stage2"] = do_train(args, models["stage1"], stage2, "stage2", train_flags, args.stage_steps)
         probes["stage2"] = do_probe(args, models["stage2"], "train", "stage2")
-    # an empty stage is a legitimate outcome of the method, reported as such: the last model trained is the result
-    skipped = {"stage1": "the base model has no MaybeKnown items (probe_base.jsonl), so stage 1 had nothing to "
-               "train on"} if not stage1 else {}
-    if not one_run and not stage2:
-        skipped["stage2"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), "
-                             "so stage 2 had nothing to train on" if stage1 else "stage 1 was skipped")
     evals = {name: do_eval(args, m, name, test_categories) for name, m in models.items()}
     stages = list(probes)
     # and base -> the last stage where that is not a pair already (base->base: nothing trained)
@@ -223,7 +217,13 @@ def main(argv=None):
     }
     if not one_run:
         report["n_stage2"] = len(stage2)
-    report |= {f"{stage}_skipped": why for stage, why in skipped.items()}
+    # an empty stage is a legitimate outcome of the method, reported as such: the last model trained is the result
+    if not stage1:
+        report["stage1_skipped"] = ("the base model has no MaybeKnown items (probe_base.jsonl), "
+                                    "so stage 1 had nothing to train on")
+    if not one_run and not stage2:
+        report["stage2_skipped"] = ("no items moved up in stage 1 (WeaklyKnown / Unknown -> HighlyKnown / MaybeKnown), "
+                                    "so stage 2 had nothing to train on" if stage1 else "stage 1 was skipped")
     write_json(os.path.join(args.out_dir, "report.json"), report)
     print_report(report)
 
